@@ -29,7 +29,7 @@ ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now $(LDFLAGS)
 
 # Libraries: one per folder, every .c in it. The services' and the agent's
 # non-main code is archived too, so unit tests can link against it.
-LIBDIRS := merkle measure quote bundle
+LIBDIRS := merkle measure quote bundle scrapi
 APPDIRS := agent transparency verifier
 lib_srcs = $(wildcard $(1)/*.c)
 app_srcs = $(filter-out $(1)/main.c,$(wildcard $(1)/*.c))
@@ -40,7 +40,7 @@ $(foreach d,$(APPDIRS),$(eval $(BUILD)/lib$(d).a: $(call objs,$(call app_srcs,$(
 
 # Link order: applications first, then the libraries they compose.
 LINKLIBS := $(BUILD)/libagent.a $(BUILD)/libtransparency.a $(BUILD)/libverifier.a \
-            $(BUILD)/libbundle.a $(BUILD)/libquote.a $(BUILD)/libmeasure.a $(BUILD)/libmerkle.a
+            $(BUILD)/libscrapi.a $(BUILD)/libbundle.a $(BUILD)/libquote.a $(BUILD)/libmeasure.a $(BUILD)/libmerkle.a
 
 BINS := $(BUILD)/sluice $(BUILD)/sluice-ts $(BUILD)/sluice-verifier
 

@@ -1,0 +1,58 @@
+# Shared helpers for shell tests (integration/, boot/). Source it:
+#   . "$(dirname "$0")/../lib.sh"
+# Every test gets its own temp dir ($TMP), removed on exit with everything it started
+# (register pids with `track_pid PID`). Report cases with `ok NAME` / `fail NAME WHY`;
+# finish with `finish` (exit status 1 if any case failed).
+# Append new helpers at the end; do not rewrite this file.
+set -u
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${BUILD:-build}
+case "$BUILD" in /*) ;; *) BUILD=$TOP/$BUILD ;; esac
+SLUICE=$BUILD/sluice
+SLUICE_TS=$BUILD/sluice-ts
+SLUICE_VERIFIER=$BUILD/sluice-verifier
+SHARED=${SHARED:-$TOP/../shared}
+TMP=$(mktemp -d /tmp/sluice-test.XXXXXX)
+_pids=()
+_failed=0
+_cleanups=()
+
+track_pid() { _pids+=("$1"); }
+on_exit() { _cleanups+=("$1"); }
+_cleanup() {
+	local c p
+	for c in "${_cleanups[@]+"${_cleanups[@]}"}"; do eval "$c" >/dev/null 2>&1 || true; done
+	for p in "${_pids[@]+"${_pids[@]}"}"; do kill "$p" 2>/dev/null || true; done
+	sleep 0.1
+	for p in "${_pids[@]+"${_pids[@]}"}"; do kill -9 "$p" 2>/dev/null || true; done
+	[ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"
+}
+trap _cleanup EXIT
+
+ok() { echo "ok $*"; }
+fail() { local n=$1; shift; echo "not ok $n: $*"; _failed=1; }
+# check NAME CMD... : ok if CMD exits 0
+check() { local n=$1; shift; if "$@"; then ok "$n"; else fail "$n" "command failed: $*"; fi; }
+# check_fails NAME CMD... : ok if CMD exits non-zero (and did not crash with a signal)
+check_fails() {
+	local n=$1 rc; shift
+	"$@"; rc=$?
+	if [ $rc -eq 0 ]; then fail "$n" "expected failure: $*"
+	elif [ $rc -ge 128 ] && [ $rc -ne 255 ]; then fail "$n" "crashed (rc=$rc): $*"
+	else ok "$n"; fi
+}
+finish() { exit $_failed; }
+
+# A free TCP port on 127.0.0.1 (bind to port 0 and read the choice back).
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+# wait_port PORT [SECONDS]: wait until something listens on 127.0.0.1:PORT.
+wait_port() {
+	local port=$1 limit=${2:-10} i=0
+	while [ $i -lt $((limit * 20)) ]; do
+		(exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && return 0
+		sleep 0.05; i=$((i + 1))
+	done
+	return 1
+}
