@@ -27,6 +27,39 @@ int cmd_attest(int argc, char **argv);
 int cmd_boot(int argc, char **argv);
 int cmd_tools(int argc, char **argv);
 
+/* The attestation flow (DESIGN.md boot flow steps 1-9): measure the root, extend the
+ * measurement PCR, challenge, quote, evidence, statement, register, appraise, verify the
+ * verdict and its receipt, activate the released credential and write the outputs.
+ * Implemented in agent/attest.c (used by `sluice attest` and by `sluice boot`).
+ * Fields left NULL/0 take the documented defaults. */
+struct agent_attest_cfg {
+	const char *tcti;            /* TPM, e.g. "device:/dev/tpmrm0" or "swtpm:port=2321" */
+	const char *host_id;         /* host identity as enrolled */
+	const char *root;            /* tree to measure (mounted target root), default "/" */
+	const char *const *excludes; /* extra excludes on top of measure's defaults */
+	size_t n_excludes;
+	unsigned pcr;                /* measurement PCR, default 15 */
+	const char *verifier_url;    /* http(s)://... */
+	const char *verifier_key;    /* pinned verifier public key (PEM or COSE_Key file) */
+	const char *ts_url;          /* SCRAPI transparency service */
+	const char *ts_key;          /* pinned TS public key (PEM, COSE_Key or COSE_KeySet file) */
+	const char *ca_file;         /* for https, optional */
+	int insecure_http;           /* allow plain http to non-loopback hosts */
+	const char *eventlog;        /* TCG event log, default securityfs path; may be missing */
+	const char *out_dir;         /* verdict, receipts, evidence bundle; default /run/sluice */
+	const char *cred_dir;        /* released credentials (0400); default /run/credentials/@initrd */
+	double budget;               /* total seconds for network waits, default 60 */
+	/* Called once per finished step ("measure", "extend", "challenge", "quote", "statement",
+	 * "register", "appraise", "release") with its duration, so callers can print progress. */
+	void (*on_step)(void *ud, const char *step, double seconds, const char *detail);
+	void *ud;
+};
+
+/* Returns 0 only when an affirming verdict with a valid receipt is back and the released
+ * credential was recovered and written. Otherwise returns 1 and fills why with one line:
+ * "<step>: <reason> (<cause>)", e.g. "appraise: rootfs.digest.unknown (sha256:ab..)". */
+int agent_attest_run(const struct agent_attest_cfg *cfg, char *why, size_t whylen);
+
 /* Logging: one line to stderr prefixed "sluice: ". */
 void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void agent_vlog(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
