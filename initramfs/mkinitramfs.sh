@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# mkinitramfs.sh: build the minimal busybox initramfs that runs `sluice boot` as PID 1.
+#
+#   initramfs/mkinitramfs.sh -o OUT.img -k KERNEL_ROOT [options]
+#
+#   -o FILE          output (gzip'd newc cpio)
+#   -k DIR           unpacked kernel package root (holds lib/modules/VERSION)
+#   -K VERSION       kernel version (default: the only one under DIR/lib/modules)
+#   -s FILE          the sluice binary; without -s the image boots the root without the gate
+#                    (used by bench/boot.sh as the baseline)
+#   -c FILE          sluice.conf to install as /etc/sluice/sluice.conf
+#   -V FILE          pinned verifier key  -> /etc/sluice/keys/verifier.pem (or the name given by -c)
+#   -T FILE          pinned TS key        -> /etc/sluice/keys/ts.pem
+#   -i FILE          /init to use (default: initramfs/init next to this script)
+#   -a SRC:DEST      add a file (repeatable; DEST is a path inside the image)
+#   -m MODULE        load one more kernel module at boot (repeatable)
+#
+# Contents: busybox-static and its applet links, the kernel modules for a virtio disk + network and
+# ext4 (with their dependencies, depmod'ed), sluice with its `ldd` closure plus
+# libtss2-tcti-device.so.0 (tctildr dlopens it), /init, the config and the pinned keys.
+# Packed with `cpio -H newc | gzip -1`. Deterministic file order; needs no root.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+out= kroot= kver= sluice= conf= vkey= tkey= init=$here/init
+adds=() extra_mods=()
+MODULES="virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk \
+failover net_failover virtio_net crc16 mbcache jbd2 crc32c_generic ext4"
+
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+while getopts "o:k:K:s:c:V:T:i:a:m:h" opt; do
+	case $opt in
+	o) out=$OPTARG ;;
+	k) kroot=$OPTARG ;;
+	K) kver=$OPTARG ;;
+	s) sluice=$OPTARG ;;
+	c) conf=$OPTARG ;;
+	V) vkey=$OPTARG ;;
+	T) tkey=$OPTARG ;;
+	i) init=$OPTARG ;;
+	a) adds+=("$OPTARG") ;;
+	m) extra_mods+=("$OPTARG") ;;
+	h) usage; exit 0 ;;
+	*) usage >&2; exit 2 ;;
+	esac
+done
+[ -n "$out" ] && [ -n "$kroot" ] || { usage >&2; exit 2; }
+die() { echo "mkinitramfs: $*" >&2; exit 1; }
+[ -n "$kver" ] || kver=$(ls "$kroot/lib/modules" | head -1)
+[ -d "$kroot/lib/modules/$kver" ] || die "no modules for '$kver' under $kroot/lib/modules"
+[ -x /bin/busybox ] || die "busybox-static is not installed (/bin/busybox)"
+busybox --list >/dev/null 2>&1 || die "/bin/busybox is not a working busybox"
+file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' || ldd /bin/busybox 2>&1 | grep -q 'not a dynamic' \
+	|| die "/bin/busybox is not static (install busybox-static)"
+
+stage=$(mktemp -d "${TMPDIR:-/tmp}/mkinitramfs.XXXXXX")
+trap 'rm -rf "$stage"' EXIT
+cd "$stage"
+mkdir -p bin sbin etc/sluice/keys proc sys dev run sysroot tmp lib/modules usr/bin usr/sbin "lib/modules/$kver"
+
+# busybox and its applets (never overwrite busybox itself)
+cp /bin/busybox bin/busybox
+for a in $(/bin/busybox --list); do
+	[ "$a" = busybox ] && continue
+	[ -e "bin/$a" ] || ln -s busybox "bin/$a"
+done
+ln -sf ../bin/busybox sbin/modprobe
+ln -sf ../bin/busybox sbin/switch_root
+
+# kernel modules and their dependencies
+for m in $MODULES "${extra_mods[@]+"${extra_mods[@]}"}"; do
+	modprobe -d "$kroot" -S "$kver" --show-depends "$m" 2>/dev/null | awk '$1=="insmod"{print $2}'
+done | sort -u | while read -r ko; do
+	rel=${ko#"$kroot"/}
+	mkdir -p "$(dirname "$rel")"
+	cp "$ko" "$rel"
+done
+for f in modules.order modules.builtin modules.builtin.modinfo; do
+	[ -e "$kroot/lib/modules/$kver/$f" ] && cp "$kroot/lib/modules/$kver/$f" "lib/modules/$kver/"
+done
+depmod -b "$stage" "$kver"
+printf '%s\n' $MODULES "${extra_mods[@]+"${extra_mods[@]}"}" >etc/modules-load
+
+# the gate: sluice and its library closure
+copy_closure() { # binary or library
+	ldd "$1" 2>/dev/null | awk '/=> \//{print $3} /^\t\/.*ld-linux/{print $1}' | while read -r lib; do
+		[ -e ".$lib" ] && continue
+		mkdir -p ".$(dirname "$lib")"
+		cp -L "$lib" ".$lib"
+	done
+}
+if [ -n "$sluice" ]; then
+	[ -x "$sluice" ] || die "sluice binary '$sluice' not executable"
+	cp "$sluice" sbin/sluice
+	copy_closure "$sluice"
+	dev=$(ldconfig -p | awk '/libtss2-tcti-device.so.0 .*x86-64/{print $NF; exit}')
+	[ -n "$dev" ] || die "libtss2-tcti-device.so.0 not found (install libtss2-dev)"
+	mkdir -p ".$(dirname "$dev")"
+	cp -L "$dev" ".$dev"
+	copy_closure "$dev"
+fi
+[ -n "$conf" ] && install -m 0644 "$conf" etc/sluice/sluice.conf
+[ -n "$vkey" ] && install -m 0644 "$vkey" etc/sluice/keys/verifier.pem
+[ -n "$tkey" ] && install -m 0644 "$tkey" etc/sluice/keys/ts.pem
+install -m 0755 "$init" init
+for a in "${adds[@]+"${adds[@]}"}"; do
+	src=${a%%:*} dst=${a#*:}
+	mkdir -p ".$(dirname "$dst")"
+	cp -a "$src" ".$dst"
+done
+
+case $out in /*) ;; *) out=$OLDPWD/$out ;; esac
+find . -mindepth 1 -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet -R 0:0 | gzip -1 >"$out.tmp"
+mv "$out.tmp" "$out"
