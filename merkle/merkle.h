@@ -58,7 +58,8 @@ enum merkle_err merkle_inclusion_root(uint64_t index, uint64_t size, const uint8
 enum merkle_err merkle_inclusion_verify(uint64_t index, uint64_t size, const uint8_t leaf[MERKLE_HASH_LEN],
 					const uint8_t (*path)[MERKLE_HASH_LEN], size_t path_len,
 					const uint8_t root[MERKLE_HASH_LEN]);
-/* RFC 9162 §2.1.4.2: verify a consistency proof between (size1, root1) and (size2, root2). */
+/* RFC 9162 §2.1.4.2: verify a consistency proof between (size1, root1) and (size2, root2).
+ * 0 < size1 <= size2 (MERKLE_ERR_INVAL otherwise); equal sizes need an empty path and equal roots. */
 enum merkle_err merkle_consistency_verify(uint64_t size1, uint64_t size2, const uint8_t root1[MERKLE_HASH_LEN],
 					  const uint8_t root2[MERKLE_HASH_LEN],
 					  const uint8_t (*path)[MERKLE_HASH_LEN], size_t path_len);
