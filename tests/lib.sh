@@ -56,3 +56,17 @@ wait_port() {
 	done
 	return 1
 }
+
+# swtpm_up DIR [--unix]: a TPM for this test. Makes DIR (swtpm/setup.sh: EKs + EK certs by a
+# local CA in DIR/ca, chain in DIR/ca/chain.pem) unless it already holds a state, starts
+# swtpm on it (free loopback TCP ports, or unix sockets with --unix), sets SWTPM_TCTI to the
+# TCTI string and stops it on exit. Returns non-zero (with the reason on stderr) on failure.
+swtpm_up() {
+	local dir=$1; shift
+	SWTPM_TCTI=$("$TOP/swtpm/start.sh" "$dir" "$@") || return 1
+	on_exit "'$TOP/swtpm/stop.sh' '$dir'"
+	export SWTPM_TCTI
+}
+# swtpm_down DIR: stop the swtpm of DIR now (the state is kept; swtpm_up DIR restarts it,
+# which is a TPM reset: PCRs back to their reset values).
+swtpm_down() { "$TOP/swtpm/stop.sh" "$1"; }
