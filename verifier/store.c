@@ -1,0 +1,455 @@
+/* The verifier's state: one SQLite database (WAL, synchronous=NORMAL) under --state DIR.
+ * One connection behind a mutex: appraisals write a few small rows each, and SQLite in WAL
+ * mode commits those in microseconds; the crypto runs outside the lock. */
+#include "verifier/verifier-int.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <openssl/crypto.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct verifier_store {
+	sqlite3 *db;
+	pthread_mutex_t mu;
+	char cause[256];
+};
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS hosts ("
+	"  host_id TEXT PRIMARY KEY, ek_pub BLOB NOT NULL, ek_cert BLOB, ak_pub BLOB NOT NULL,"
+	"  ak_name BLOB NOT NULL, enrolled_at INTEGER NOT NULL,"
+	"  last_status TEXT, last_at INTEGER, last_reasons TEXT);"
+	"CREATE INDEX IF NOT EXISTS hosts_ak ON hosts(ak_name);"
+	"CREATE TABLE IF NOT EXISTS enroll_pending ("
+	"  id TEXT PRIMARY KEY, host_id TEXT NOT NULL, ek_pub BLOB NOT NULL, ek_cert BLOB,"
+	"  ak_pub BLOB NOT NULL, ak_name BLOB NOT NULL, secret_hash BLOB NOT NULL, expires INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS nonces ("
+	"  nonce BLOB PRIMARY KEY, host_id TEXT NOT NULL, expires INTEGER NOT NULL,"
+	"  used INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS verdicts ("
+	"  id INTEGER PRIMARY KEY, host_id TEXT NOT NULL, at INTEGER NOT NULL, status TEXT NOT NULL,"
+	"  reasons TEXT, statement_hash BLOB, verdict BLOB, receipt BLOB);"
+	"CREATE INDEX IF NOT EXISTS verdicts_host ON verdicts(host_id, at);";
+
+static enum verifier_err dberr(struct verifier_store *s, const char *what)
+{
+	snprintf(s->cause, sizeof s->cause, "%s: %s", what, sqlite3_errmsg(s->db));
+	return VERIFIER_ERR_DB;
+}
+
+const char *verifier_store_last_cause(struct verifier_store *s)
+{
+	return s ? s->cause : "";
+}
+
+enum verifier_err verifier_store_open(const char *dir, struct verifier_store **ret)
+{
+	char path[PATH_MAX];
+	struct verifier_store *s;
+	char *msg = NULL;
+
+	if (snprintf(path, sizeof path, "%s/verifier.db", dir) >= (int)sizeof path)
+		return VERIFIER_ERR_INVAL;
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return VERIFIER_ERR_IO;
+	if (!(s = calloc(1, sizeof *s)))
+		return VERIFIER_ERR_NOMEM;
+	pthread_mutex_init(&s->mu, NULL);
+	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK)
+		goto fail;
+	sqlite3_busy_timeout(s->db, 5000);
+	if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;", NULL,
+			 NULL, &msg) != SQLITE_OK ||
+	    sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK)
+		goto fail;
+	*ret = s;
+	return VERIFIER_OK;
+fail:
+	sqlite3_free(msg);
+	verifier_store_close(s);
+	return VERIFIER_ERR_DB;
+}
+
+void verifier_store_close(struct verifier_store *s)
+{
+	if (!s)
+		return;
+	sqlite3_close(s->db);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
+
+void verifier_host_clear(struct verifier_host *h)
+{
+	if (!h)
+		return;
+	free(h->ek_pub);
+	free(h->ek_cert);
+	free(h->ak_pub);
+	free(h->ak_name);
+	free(h->last_reasons);
+	memset(h, 0, sizeof *h);
+}
+
+static int dup_blob(sqlite3_stmt *st, int col, uint8_t **ret, size_t *len)
+{
+	const void *b = sqlite3_column_blob(st, col);
+	int n = sqlite3_column_bytes(st, col);
+	*ret = NULL;
+	*len = 0;
+	if (!b || n <= 0)
+		return 0;
+	if (!(*ret = malloc((size_t)n)))
+		return -1;
+	memcpy(*ret, b, (size_t)n);
+	*len = (size_t)n;
+	return 0;
+}
+
+static enum verifier_err read_host(sqlite3_stmt *st, struct verifier_host *h)
+{
+	const unsigned char *t;
+	memset(h, 0, sizeof *h);
+	snprintf(h->host_id, sizeof h->host_id, "%s", (const char *)sqlite3_column_text(st, 0));
+	if (dup_blob(st, 1, &h->ek_pub, &h->ek_pub_len) || dup_blob(st, 2, &h->ek_cert, &h->ek_cert_len) ||
+	    dup_blob(st, 3, &h->ak_pub, &h->ak_pub_len) || dup_blob(st, 4, &h->ak_name, &h->ak_name_len)) {
+		verifier_host_clear(h);
+		return VERIFIER_ERR_NOMEM;
+	}
+	h->enrolled_at = sqlite3_column_int64(st, 5);
+	t = sqlite3_column_text(st, 6);
+	snprintf(h->last_status, sizeof h->last_status, "%s", t ? (const char *)t : "");
+	h->last_at = sqlite3_column_int64(st, 7);
+	t = sqlite3_column_text(st, 8);
+	if (t && !(h->last_reasons = strdup((const char *)t))) {
+		verifier_host_clear(h);
+		return VERIFIER_ERR_NOMEM;
+	}
+	return VERIFIER_OK;
+}
+
+#define HOST_COLS "host_id, ek_pub, ek_cert, ak_pub, ak_name, enrolled_at, last_status, last_at, last_reasons"
+
+static enum verifier_err host_query(struct verifier_store *s, const char *sql, const void *key, size_t keylen,
+				    int is_text, struct verifier_host *ret)
+{
+	sqlite3_stmt *st = NULL;
+	enum verifier_err rc;
+	int r;
+
+	pthread_mutex_lock(&s->mu);
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		rc = dberr(s, "prepare host query");
+		goto out;
+	}
+	if (is_text)
+		sqlite3_bind_text(st, 1, key, (int)keylen, SQLITE_STATIC);
+	else
+		sqlite3_bind_blob(st, 1, key, (int)keylen, SQLITE_STATIC);
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW)
+		rc = read_host(st, ret);
+	else if (r == SQLITE_DONE)
+		rc = VERIFIER_ERR_NOTFOUND;
+	else
+		rc = dberr(s, "host query");
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+enum verifier_err verifier_store_host_get(struct verifier_store *s, const char *host_id, struct verifier_host *ret)
+{
+	return host_query(s, "SELECT " HOST_COLS " FROM hosts WHERE host_id = ?", host_id, strlen(host_id), 1, ret);
+}
+
+enum verifier_err verifier_store_host_by_ak(struct verifier_store *s, const uint8_t *ak_name, size_t len,
+					   struct verifier_host *ret)
+{
+	return host_query(s, "SELECT " HOST_COLS " FROM hosts WHERE ak_name = ? LIMIT 1", ak_name, len, 0, ret);
+}
+
+enum verifier_err verifier_store_host_put(struct verifier_store *s, const struct verifier_host *h)
+{
+	sqlite3_stmt *st = NULL;
+	enum verifier_err rc = VERIFIER_OK;
+
+	pthread_mutex_lock(&s->mu);
+	if (sqlite3_prepare_v2(s->db,
+			       "INSERT INTO hosts (host_id, ek_pub, ek_cert, ak_pub, ak_name, enrolled_at) "
+			       "VALUES (?,?,?,?,?,?) ON CONFLICT(host_id) DO UPDATE SET ek_pub=excluded.ek_pub, "
+			       "ek_cert=excluded.ek_cert, ak_pub=excluded.ak_pub, ak_name=excluded.ak_name, "
+			       "enrolled_at=excluded.enrolled_at, last_status=NULL, last_at=NULL, last_reasons=NULL",
+			       -1, &st, NULL) != SQLITE_OK) {
+		rc = dberr(s, "prepare host insert");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, h->host_id, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, h->ek_pub, (int)h->ek_pub_len, SQLITE_STATIC);
+	if (h->ek_cert)
+		sqlite3_bind_blob(st, 3, h->ek_cert, (int)h->ek_cert_len, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 4, h->ak_pub, (int)h->ak_pub_len, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 5, h->ak_name, (int)h->ak_name_len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, h->enrolled_at);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = dberr(s, "insert host");
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+enum verifier_err verifier_store_pending_put(struct verifier_store *s, const char *id, const struct verifier_host *h,
+					     const uint8_t secret_hash[VERIFIER_HASH_LEN], int64_t expires)
+{
+	sqlite3_stmt *st = NULL;
+	enum verifier_err rc = VERIFIER_OK;
+
+	pthread_mutex_lock(&s->mu);
+	if (sqlite3_prepare_v2(s->db,
+			       "INSERT INTO enroll_pending (id, host_id, ek_pub, ek_cert, ak_pub, ak_name, secret_hash, "
+			       "expires) VALUES (?,?,?,?,?,?,?,?)",
+			       -1, &st, NULL) != SQLITE_OK) {
+		rc = dberr(s, "prepare pending insert");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, h->host_id, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 3, h->ek_pub, (int)h->ek_pub_len, SQLITE_STATIC);
+	if (h->ek_cert)
+		sqlite3_bind_blob(st, 4, h->ek_cert, (int)h->ek_cert_len, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 5, h->ak_pub, (int)h->ak_pub_len, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 6, h->ak_name, (int)h->ak_name_len, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 7, secret_hash, VERIFIER_HASH_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 8, expires);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = dberr(s, "insert pending enrolment");
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+enum verifier_err verifier_store_pending_take(struct verifier_store *s, const char *id, struct verifier_host *h,
+					      uint8_t secret_hash[VERIFIER_HASH_LEN], int64_t *expires)
+{
+	sqlite3_stmt *st = NULL;
+	enum verifier_err rc = VERIFIER_OK;
+	int r;
+
+	memset(h, 0, sizeof *h);
+	pthread_mutex_lock(&s->mu);
+	if (sqlite3_prepare_v2(s->db,
+			       "DELETE FROM enroll_pending WHERE id = ? RETURNING host_id, ek_pub, ek_cert, ak_pub, "
+			       "ak_name, secret_hash, expires",
+			       -1, &st, NULL) != SQLITE_OK) {
+		rc = dberr(s, "prepare pending take");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	r = sqlite3_step(st);
+	if (r == SQLITE_DONE) {
+		rc = VERIFIER_ERR_NOTFOUND;
+		goto out;
+	}
+	if (r != SQLITE_ROW) {
+		rc = dberr(s, "take pending enrolment");
+		goto out;
+	}
+	snprintf(h->host_id, sizeof h->host_id, "%s", (const char *)sqlite3_column_text(st, 0));
+	if (dup_blob(st, 1, &h->ek_pub, &h->ek_pub_len) || dup_blob(st, 2, &h->ek_cert, &h->ek_cert_len) ||
+	    dup_blob(st, 3, &h->ak_pub, &h->ak_pub_len) || dup_blob(st, 4, &h->ak_name, &h->ak_name_len)) {
+		verifier_host_clear(h);
+		rc = VERIFIER_ERR_NOMEM;
+		goto out;
+	}
+	if (sqlite3_column_bytes(st, 5) != VERIFIER_HASH_LEN) {
+		verifier_host_clear(h);
+		rc = VERIFIER_ERR_DB;
+		goto out;
+	}
+	memcpy(secret_hash, sqlite3_column_blob(st, 5), VERIFIER_HASH_LEN);
+	*expires = sqlite3_column_int64(st, 6);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+enum verifier_err verifier_store_nonce_put(struct verifier_store *s, const uint8_t *nonce, size_t len,
+					   const char *host_id, int64_t expires)
+{
+	sqlite3_stmt *st = NULL;
+	enum verifier_err rc = VERIFIER_OK;
+
+	pthread_mutex_lock(&s->mu);
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO nonces (nonce, host_id, expires) VALUES (?,?,?)", -1, &st, NULL) !=
+	    SQLITE_OK) {
+		rc = dberr(s, "prepare nonce insert");
+		goto out;
+	}
+	sqlite3_bind_blob(st, 1, nonce, (int)len, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, host_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, expires);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = dberr(s, "insert nonce");
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+enum verifier_err verifier_store_nonce_consume(struct verifier_store *s, const uint8_t *nonce, size_t len,
+					       const char *host_id, int64_t now, enum nonce_state *state)
+{
+	sqlite3_stmt *st = NULL;
+	enum verifier_err rc = VERIFIER_OK;
+	int r;
+
+	pthread_mutex_lock(&s->mu);
+	/* Mark used in one statement and learn what it was before: single use even under races. */
+	if (sqlite3_prepare_v2(s->db,
+			       "UPDATE nonces SET used = used + 1 WHERE nonce = ? RETURNING host_id, expires, used", -1,
+			       &st, NULL) != SQLITE_OK) {
+		rc = dberr(s, "prepare nonce consume");
+		goto out;
+	}
+	sqlite3_bind_blob(st, 1, nonce, (int)len, SQLITE_STATIC);
+	r = sqlite3_step(st);
+	if (r == SQLITE_DONE) {
+		*state = NONCE_UNKNOWN;
+	} else if (r == SQLITE_ROW) {
+		const char *h = (const char *)sqlite3_column_text(st, 0);
+		int64_t exp = sqlite3_column_int64(st, 1);
+		int64_t used = sqlite3_column_int64(st, 2);
+		if (used > 1)
+			*state = NONCE_REPLAYED;
+		else if (!h || strcmp(h, host_id) != 0)
+			*state = NONCE_OTHER_HOST;
+		else if (now > exp)
+			*state = NONCE_EXPIRED;
+		else
+			*state = NONCE_FRESH;
+		while (sqlite3_step(st) == SQLITE_ROW)
+			;
+	} else {
+		rc = dberr(s, "consume nonce");
+	}
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+enum verifier_err verifier_store_nonce_purge(struct verifier_store *s, int64_t before)
+{
+	sqlite3_stmt *st = NULL;
+	enum verifier_err rc = VERIFIER_OK;
+
+	pthread_mutex_lock(&s->mu);
+	if (sqlite3_prepare_v2(s->db, "DELETE FROM nonces WHERE expires < ?", -1, &st, NULL) != SQLITE_OK) {
+		rc = dberr(s, "prepare nonce purge");
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, before);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = dberr(s, "purge nonces");
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc == VERIFIER_OK &&
+	    sqlite3_prepare_v2(s->db, "DELETE FROM enroll_pending WHERE expires < ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, before);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = dberr(s, "purge pending enrolments");
+	}
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+enum verifier_err verifier_store_verdict_add(struct verifier_store *s, const char *host_id, int64_t at,
+					     const char *status, const char *reasons_json,
+					     const uint8_t *stmt_hash, size_t stmt_hash_len,
+					     const uint8_t *verdict, size_t verdict_len,
+					     const uint8_t *receipt, size_t receipt_len)
+{
+	sqlite3_stmt *st = NULL, *up = NULL;
+	enum verifier_err rc = VERIFIER_OK;
+
+	pthread_mutex_lock(&s->mu);
+	if (sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+		rc = dberr(s, "begin");
+		goto out;
+	}
+	if (sqlite3_prepare_v2(s->db,
+			       "INSERT INTO verdicts (host_id, at, status, reasons, statement_hash, verdict, receipt) "
+			       "VALUES (?,?,?,?,?,?,?)",
+			       -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db,
+			       "UPDATE hosts SET last_status = ?, last_at = ?, last_reasons = ? WHERE host_id = ?", -1,
+			       &up, NULL) != SQLITE_OK) {
+		rc = dberr(s, "prepare verdict insert");
+		goto rollback;
+	}
+	sqlite3_bind_text(st, 1, host_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, at);
+	sqlite3_bind_text(st, 3, status, -1, SQLITE_STATIC);
+	if (reasons_json)
+		sqlite3_bind_text(st, 4, reasons_json, -1, SQLITE_STATIC);
+	if (stmt_hash)
+		sqlite3_bind_blob(st, 5, stmt_hash, (int)stmt_hash_len, SQLITE_STATIC);
+	if (verdict)
+		sqlite3_bind_blob(st, 6, verdict, (int)verdict_len, SQLITE_STATIC);
+	if (receipt)
+		sqlite3_bind_blob(st, 7, receipt, (int)receipt_len, SQLITE_STATIC);
+	sqlite3_bind_text(up, 1, status, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(up, 2, at);
+	if (reasons_json)
+		sqlite3_bind_text(up, 3, reasons_json, -1, SQLITE_STATIC);
+	sqlite3_bind_text(up, 4, host_id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE || sqlite3_step(up) != SQLITE_DONE) {
+		rc = dberr(s, "insert verdict");
+		goto rollback;
+	}
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		rc = dberr(s, "commit verdict");
+		goto rollback;
+	}
+	goto out;
+rollback:
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+out:
+	sqlite3_finalize(st);
+	sqlite3_finalize(up);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+enum verifier_err verifier_store_count(struct verifier_store *s, const char *table, long long *ret)
+{
+	char sql[96];
+	sqlite3_stmt *st = NULL;
+	enum verifier_err rc = VERIFIER_OK;
+
+	if (strcmp(table, "hosts") && strcmp(table, "verdicts") && strcmp(table, "nonces") &&
+	    strcmp(table, "enroll_pending"))
+		return VERIFIER_ERR_INVAL;
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", table);
+	pthread_mutex_lock(&s->mu);
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW)
+		rc = dberr(s, "count");
+	else
+		*ret = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
