@@ -149,7 +149,8 @@ enum bundle_err bundle_keyset_encode(const struct bundle_keyset *ks, uint8_t **r
 /* Keys of unsupported type are skipped; zero usable keys -> BUNDLE_ERR_UNSUPPORTED. */
 enum bundle_err bundle_keyset_decode(const uint8_t *cbor, size_t len, struct bundle_keyset **ret);
 /* Load a file's bytes as a key set: COSE_KeySet, or one key in any bundle_key_load format, or
- * a CCF trust store JSON ({"parameters":[{"serviceCertificate": base64 DER}...]}). */
+ * a CCF trust store JSON ({"parameters":[{"serviceCertificate": base64 DER}...]}), or a JWK
+ * / JWK set {"keys":[...]} (EC P-256/P-384, OKP Ed25519; the JWK "kid" string becomes the kid). */
 enum bundle_err bundle_keyset_load(const uint8_t *buf, size_t len, struct bundle_keyset **ret);
 size_t bundle_keyset_count(const struct bundle_keyset *ks);
 const struct bundle_key *bundle_keyset_get(const struct bundle_keyset *ks, size_t i);
@@ -226,11 +227,14 @@ struct bundle_cose {
 	struct bundle_bytes crit;          /* 2, raw CBOR array */
 	struct bundle_bytes receipts;      /* unprotected 394, raw CBOR array */
 	struct bundle_bytes vdp;           /* unprotected 396, raw CBOR map */
+	int crit_unknown;                  /* crit (2) lists a label we do not understand */
 };
 
-/* Structure only, no crypto. Accepts untagged input (tagged = 0). Rejects a crit that lists a
- * label not in {1,2,3,4,15,16,33,34,258,259,260,395} (BUNDLE_ERR_UNSUPPORTED) or a label
- * listed in crit but absent (BUNDLE_ERR_FORMAT). Input at most BUNDLE_MAX_COSE. */
+/* Structure only, no crypto. Accepts untagged input (tagged = 0). A crit listing a label
+ * outside {1,2,3,4,15,16,33,34,258,259,260,395} sets crit_unknown (so such objects can still be
+ * inspected); verification and bundle_statement_check then refuse them with
+ * BUNDLE_ERR_UNSUPPORTED (RFC 9052 §3.1). A known label listed in crit but absent is
+ * BUNDLE_ERR_FORMAT. Input at most BUNDLE_MAX_COSE. */
 enum bundle_err bundle_cose_parse(const uint8_t *buf, size_t len, struct bundle_cose *ret);
 /* Verify the signature with key (its alg must equal the object's alg). detached_payload is
  * used when the object's payload is nil (required then; ignored otherwise).
