@@ -2,7 +2,7 @@
  *
  *   ts_load sign KEY.pem OUT.cose [ISS [SUB]]      one ES256 hash-envelope statement
  *   ts_load run  --port P --key KEY.pem [-c CONNS] [-n TOTAL] [-d SECONDS] [--rate R/s]
- *                [--record DIR] [--stop-on-error]
+ *                [--record DIR] [--stop-on-error] [--ready-file PATH]
  *
  * `run` pre-signs distinct statements (payload = SHA-256 of a counter and a random run id),
  * then CONNS threads each keep one HTTP/1.1 keep-alive connection to 127.0.0.1:P and POST
@@ -11,7 +11,8 @@
  * With --record DIR, every 201 answer is appended to DIR/acked.<thread> as
  * [u32 len][statement][u32 len][receipt] (big endian), flushed per entry, so a crash test
  * can check later that every acknowledged receipt still verifies. The kid of the statements
- * is SHA-256 of the issuer key's SubjectPublicKeyInfo (one of the forms sluice-ts accepts). */
+ * is SHA-256 of the issuer key's SubjectPublicKeyInfo (one of the forms sluice-ts accepts).
+ * --ready-file is created once the statements are signed, just before the load starts. */
 #include "transparency/ts-int.h"
 
 #include <arpa/inet.h>
@@ -330,7 +331,7 @@ static int cmp_d(const void *a, const void *b)
 
 static int run(int argc, char **argv)
 {
-	const char *keyfile = NULL;
+	const char *keyfile = NULL, *ready = NULL;
 	size_t total = 0;
 	EVP_PKEY *k;
 	uint8_t kid[32], runid[8];
@@ -364,6 +365,8 @@ static int run(int argc, char **argv)
 			G.rate = atof(v);
 		else if (strcmp(a, "--record") == 0)
 			G.record = v;
+		else if (strcmp(a, "--ready-file") == 0)
+			ready = v;
 		else {
 			fprintf(stderr, "ts_load: unknown option %s\n", a);
 			return 2;
@@ -398,6 +401,11 @@ static int run(int argc, char **argv)
 		G.stmts[i].len = b.len;
 	}
 	G.n_stmts = total;
+	if (ready) {
+		FILE *f = fopen(ready, "w");
+		if (f)
+			fclose(f);
+	}
 	th = calloc(G.conns, sizeof *th);
 	G.t_start = now_s();
 	for (unsigned i = 0; i < G.conns; i++)
