@@ -33,7 +33,8 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: sluice boot [--hook] [--no-action] [--config FILE] [--cmdline FILE] [--print]\n\n"
+		"usage: sluice boot [--hook] [--no-action] [--config FILE] [--set KEY=VALUE]... [--cmdline FILE]\n"
+		"                   [--print]\n\n"
 		"The initramfs gate: measure the target root, quote, register the evidence with the\n"
 		"transparency service, obtain a verdict, release the credentials, seal the phase\n"
 		"(extend the measurement PCR with a \"released\" event), then switch_root (PID 1)\n"
@@ -41,7 +42,8 @@ static void usage(FILE *f)
 		"  --hook          hook mode even when running as PID 1 (default when not PID 1)\n"
 		"  --no-action     hook mode: on failure only exit 1 (no halt/reboot/retry)\n"
 		"  --config FILE   configuration (default " BOOT_CONF_PATH ")\n"
-		"  --cmdline FILE  kernel command line to apply (default /proc/cmdline)\n"
+		"  --set KEY=VALUE override one key of the file (as if written there; up to 16)\n"
+		"  --cmdline FILE  kernel command line to apply after them (default /proc/cmdline)\n"
 		"  --print         print the effective configuration and exit\n\n"
 		"Configuration keys (key = value; the kernel command line overrides with sluice.KEY=VALUE):\n"
 		"  verifier, ts, host_id, tcti, pcr, fail (halt|reboot|retry|shell), budget, retry_delay,\n"
@@ -347,7 +349,10 @@ static void sleep_s(double s)
 		;
 }
 
-static int load_config(struct boot_cfg *cfg, const char *conf, const char *cmdline, char *why, size_t whylen)
+#define MAX_SETS 16
+
+static int load_config(struct boot_cfg *cfg, const char *conf, char *const *sets, size_t n_sets, const char *cmdline,
+		       char *why, size_t whylen)
 {
 	uint8_t *buf = NULL;
 	size_t len = 0;
@@ -365,6 +370,20 @@ static int load_config(struct boot_cfg *cfg, const char *conf, const char *cmdli
 	}
 	free(buf);
 	buf = NULL;
+	for (size_t i = 0; i < n_sets; i++) {
+		char kv[BOOT_VAL_MAX + 64], *eq;
+		snprintf(kv, sizeof kv, "%s", sets[i]);
+		eq = strchr(kv, '=');
+		if (!eq) {
+			snprintf(why, whylen, "config: --set %s: expected KEY=VALUE", sets[i]);
+			goto out;
+		}
+		*eq = 0;
+		if (boot_cfg_set(cfg, kv, eq + 1, BOOT_SRC_FILE, err, sizeof err) != 0) {
+			snprintf(why, whylen, "config: --set: %s", err);
+			goto out;
+		}
+	}
 	if (cmdline) {
 		if (agent_read_file(cmdline, BOOT_CONF_MAX, &buf, &len) != 0) {
 			snprintf(why, whylen, "config: cannot read %s (%s)", cmdline, strerror(errno));
@@ -419,6 +438,8 @@ int cmd_boot(int argc, char **argv)
 {
 	const char *conf = BOOT_CONF_PATH, *cmdline = "/proc/cmdline";
 	int pid1 = getpid() == 1, hook = 0, no_action = 0, print = 0, destroyed = 0;
+	char *sets[MAX_SETS];
+	size_t n_sets = 0;
 	struct boot_cfg *cfg = calloc(1, sizeof *cfg);
 	char why[WHY_MAX] = "";
 	double t_start = agent_now(), t0;
@@ -438,6 +459,8 @@ int cmd_boot(int argc, char **argv)
 			print = 1;
 		} else if (!strcmp(argv[i], "--config") && i + 1 < argc) {
 			conf = argv[++i];
+		} else if (!strcmp(argv[i], "--set") && i + 1 < argc && n_sets < MAX_SETS) {
+			sets[n_sets++] = argv[++i];
 		} else if (!strcmp(argv[i], "--cmdline") && i + 1 < argc) {
 			cmdline = argv[++i];
 		} else if (!pid1) {
@@ -463,7 +486,7 @@ int cmd_boot(int argc, char **argv)
 		boot_console_setup();
 		signal(SIGPIPE, SIG_IGN);
 	}
-	if (load_config(cfg, conf, cmdline, why, sizeof why) != 0) {
+	if (load_config(cfg, conf, sets, n_sets, cmdline, why, sizeof why) != 0) {
 		enum boot_fail f = BOOT_FAIL_HALT;
 		if (print) {
 			fprintf(stderr, "sluice: %s\n", why);
