@@ -68,7 +68,7 @@ boot_add_sluice() { # DIR
 
 boot_mkroot() { # DIR IMG [SIZE]
 	rm -f "$2"
-	mke2fs -q -F -t ext4 -d "$1" -L root -E root_owner=0:0 "$2" "${3:-64M}"
+	mke2fs -q -F -t ext4 -d "$1" -L root -E root_owner=0:0 "$2" "${3:-64M}" >/dev/null
 }
 
 boot_initramfs() { # OUT args...
