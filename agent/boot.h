@@ -35,7 +35,7 @@ struct boot_cfg {
 	char ts[BOOT_VAL_MAX];           /* transparency service URL (required) */
 	char ts_key[BOOT_VAL_MAX];       /* pinned TS key file */
 	char ca_file[BOOT_VAL_MAX];      /* CA bundle for https, optional */
-	char host_id[BOOT_VAL_MAX];      /* empty: the attestation flow's default */
+	char host_id[BOOT_VAL_MAX];      /* host identity as enrolled (required) */
 	char tcti[BOOT_VAL_MAX];
 	char root[BOOT_VAL_MAX];         /* block device of the target root (PID 1 mode) */
 	char rootfstype[64];

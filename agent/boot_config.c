@@ -354,6 +354,10 @@ int boot_cfg_check(const struct boot_cfg *cfg, char *err, size_t errlen)
 		seterr(err, errlen, "no transparency service URL (ts = in %s or sluice.ts=)", BOOT_CONF_PATH);
 		return -1;
 	}
+	if (!cfg->host_id[0]) {
+		seterr(err, errlen, "no host identity (host_id = in %s or sluice.host_id=)", BOOT_CONF_PATH);
+		return -1;
+	}
 	if (!cfg->verifier_key[0] || !cfg->ts_key[0]) {
 		seterr(err, errlen, "the verifier and transparency service keys must be pinned");
 		return -1;

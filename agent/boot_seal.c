@@ -1,10 +1,11 @@
 /* Step 10 of the boot flow: seal the phase. Extend the measurement PCR with a "released" event
  * (QUOTE_SLOG_RELEASED; content = SHA-256 of the registered statement, the value the verdict is
- * bound to) and append the record to the sluice event log in out_dir, so the PCR state that the
+ * bound to, read back from the evidence bundle) and append the record to the sluice event log in out_dir, so the PCR state that the
  * verdict was given for can never be presented again from the booted system, and a later
  * attestation from it still replays. */
 #include "agent/agent.h"
 #include "agent/boot.h"
+#include "bundle/bundle.h"
 #include "quote/quote.h"
 
 #include <errno.h>
@@ -13,20 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Transition: libquote is written in parallel; weak references keep `sluice` linkable until it
- * lands (the seal then fails closed). */
-#pragma weak quote_ctx_new
-#pragma weak quote_ctx_free
-#pragma weak quote_ctx_cause
-#pragma weak quote_strerror
-#pragma weak quote_slog_new
-#pragma weak quote_slog_free
-#pragma weak quote_slog_parse
-#pragma weak quote_slog_encode
-#pragma weak quote_pcr_extend
-
-#define SLOG_NAME "eventlog.cbor"       /* the sluice event log written by the attestation */
-#define STATEMENT_NAME "statement.cose" /* the registered signed statement */
+#define SLOG_NAME "sluice-eventlog.cbor" /* the sluice event log kept by agent/attest.c */
+#define BUNDLE_NAME "bundle.tar"          /* the evidence bundle it writes on success */
 
 int boot_seal(const struct boot_cfg *cfg, char *why, size_t whylen)
 {
@@ -35,21 +24,27 @@ int boot_seal(const struct boot_cfg *cfg, char *why, size_t whylen)
 	struct quote_slog *log = NULL;
 	struct quote_diag diag = {0};
 	char path[BOOT_VAL_MAX + 64];
+	struct bundle_archive *ar = NULL;
+	struct bundle_bytes stmt = {0};
+	enum bundle_err be = BUNDLE_OK;
 	uint8_t *buf = NULL, *enc = NULL, content[32];
 	size_t len = 0, enc_len = 0;
 	enum quote_err e;
 	int rc = -1;
 
-	if (!quote_ctx_new || !quote_pcr_extend || !quote_slog_encode || !quote_slog_parse || !quote_slog_new ||
-	    !quote_slog_free || !quote_ctx_free || !quote_ctx_cause || !quote_strerror) {
-		snprintf(why, whylen, "this sluice was built without libquote");
-		return -1;
+	/* content: the hash of the registered statement (what the verdict is bound to), taken from
+	 * the evidence bundle the attestation just wrote */
+	snprintf(path, sizeof path, "%s/%s", cfg->out_dir, BUNDLE_NAME);
+	if (agent_read_file(path, 64u << 20, &buf, &len) != 0) {
+		snprintf(why, whylen, "%s: %s", path, strerror(errno));
+		goto out;
 	}
-	/* content: the statement's hash, or 32 zero bytes when the flow kept no statement file */
-	memset(content, 0, sizeof content);
-	snprintf(path, sizeof path, "%s/%s", cfg->out_dir, STATEMENT_NAME);
-	if (agent_read_file(path, 1u << 20, &buf, &len) == 0)
-		SHA256(buf, len, content);
+	if ((be = bundle_archive_read(buf, len, &ar)) != BUNDLE_OK ||
+	    (be = bundle_archive_get(ar, BUNDLE_F_STATEMENT, &stmt)) != BUNDLE_OK) {
+		snprintf(why, whylen, "%s: %s", path, bundle_strerror(be));
+		goto out;
+	}
+	SHA256(stmt.ptr, stmt.len, content);
 	free(buf);
 	buf = NULL;
 
@@ -93,5 +88,6 @@ out:
 	free(enc);
 	quote_slog_free(log);
 	quote_ctx_free(ctx);
+	bundle_archive_free(ar);
 	return rc;
 }

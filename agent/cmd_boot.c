@@ -23,10 +23,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Transition: the attestation flow (agent/attest.c) is written in parallel; until it lands a
- * weak reference keeps `sluice` linkable and the gate fails closed. */
-#pragma weak agent_attest_run
-
 #define WHY_MAX 1024
 #define CHILD_GRACE 30.0 /* seconds past the budget before an attempt is killed */
 
@@ -142,10 +138,6 @@ static void child_run(const struct boot_cfg *cfg, double budget, int fd)
 	umask(077);
 	if (mkdir_p(cfg->out_dir, 0755) != 0 || mkdir_p(cfg->cred_dir, 0700) != 0) {
 		send_line(fd, "F release: cannot create %s or %s (%s)", cfg->out_dir, cfg->cred_dir, strerror(errno));
-		_exit(1);
-	}
-	if (!agent_attest_run) {
-		send_line(fd, "F measure: this sluice was built without the attestation flow");
 		_exit(1);
 	}
 	if (agent_attest_run(&ac, why, sizeof why) != 0) {

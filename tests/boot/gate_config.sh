@@ -16,7 +16,7 @@ poweroff -f
 EOF
 boot_testroot "$TMP/root" "$TMP/rinit"
 boot_mkroot "$TMP/root" "$TMP/root.img" 16M
-printf 'verifier = http://10.0.2.100:9\nts = http://10.0.2.100:10\nfail = halt\nip = off\n' >"$TMP/sluice.conf"
+printf 'verifier = http://10.0.2.100:9\nts = http://10.0.2.100:10\nhost_id = guest\nfail = halt\nip = off\n' >"$TMP/sluice.conf"
 boot_initramfs "$TMP/initrd.img" -s "$SLUICE" -c "$TMP/sluice.conf" || { fail setup "mkinitramfs failed"; finish; }
 
 boot_qemu pinned -i "$TMP/initrd.img" -r "$TMP/root.img" -a "sluice.verifier_key=/etc/motd" -w 180

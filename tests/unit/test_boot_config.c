@@ -152,11 +152,16 @@ static void test_cmdline_cannot_touch_trust(void)
 
 static void test_check(void)
 {
-	T_EQ_INT(parse("verifier = http://a\nts = http://b\nsysroot = /\n"), 0);
+	T_EQ_INT(parse("verifier = http://a\nts = http://b\nhost_id = h\n"), 0);
+	T_EQ_INT(boot_cfg_check(&cfg, err, sizeof err), 0);
+	T_EQ_INT(parse("verifier = http://a\nts = http://b\n"), 0);
 	T_EQ_INT(boot_cfg_check(&cfg, err, sizeof err), -1);
-	T_EQ_INT(parse("verifier = http://a\nts = http://b\nbudget = 0\n"), 0);
+	T_CHECK(strstr(err, "host_id") != NULL);
+	T_EQ_INT(parse("verifier = http://a\nts = http://b\nhost_id = h\nsysroot = /\n"), 0);
 	T_EQ_INT(boot_cfg_check(&cfg, err, sizeof err), -1);
-	T_EQ_INT(parse("verifier = http://a\nts = http://b\nretry_delay = 5\nretry_max_delay = 1\n"), 0);
+	T_EQ_INT(parse("verifier = http://a\nts = http://b\nhost_id = h\nbudget = 0\n"), 0);
+	T_EQ_INT(boot_cfg_check(&cfg, err, sizeof err), -1);
+	T_EQ_INT(parse("verifier = http://a\nts = http://b\nhost_id = h\nretry_delay = 5\nretry_max_delay = 1\n"), 0);
 	T_EQ_INT(boot_cfg_check(&cfg, err, sizeof err), -1);
 	T_EQ_INT(parse("verifier = http://a\n"), 0);
 	T_EQ_INT(boot_cfg_check(&cfg, err, sizeof err), -1);
