@@ -104,6 +104,16 @@ enum bundle_err bundle_sign_tbs(const struct bundle_signer *s, const uint8_t *pr
 enum bundle_err bundle_encode_protected(int alg, struct bundle_bytes kid, const struct bundle_cose_hdr *hdr,
 					uint8_t **ret, size_t *ret_len);
 
+/* A list of allocations owned by a decoded struct (EAR, evidence). */
+struct pool {
+	void **p;
+	size_t n, cap;
+};
+/* Copy n bytes (+ a NUL when nul) into a new allocation owned by the pool; NULL on ENOMEM. */
+void *pool_dup(struct pool *pl, const void *src, size_t n, bool nul);
+void *pool_alloc(struct pool *pl, size_t n);
+void pool_free(struct pool *pl);
+
 /* bundle_cose_parse, also returning the raw items: [0] protected bstr item, [1] unprotected
  * map, [2] payload item (bstr or nil), [3] signature item. */
 enum bundle_err bundle_cose_parse_items(const uint8_t *buf, size_t len, struct bundle_cose *ret,

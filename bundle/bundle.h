@@ -374,7 +374,7 @@ struct bundle_ear {
 
 /* Deterministic CBOR of the claims set. */
 enum bundle_err bundle_ear_encode(const struct bundle_ear *e, uint8_t **ret, size_t *ret_len);
-/* Decode into one allocated block (strings NUL-terminated, bytes copied); bundle_ear_free.
+/* Decode into an allocated struct (strings NUL-terminated, bytes copied); bundle_ear_free.
  * Unknown claims are ignored; wrong types of known claims -> BUNDLE_ERR_FORMAT. */
 enum bundle_err bundle_ear_decode(const uint8_t *buf, size_t len, struct bundle_ear **ret);
 void bundle_ear_free(struct bundle_ear *e);
@@ -426,7 +426,7 @@ struct bundle_evidence {
 };
 
 enum bundle_err bundle_evidence_encode(const struct bundle_evidence *ev, uint8_t **ret, size_t *ret_len);
-/* Decode into one allocated block (strings NUL-terminated, byte fields copied);
+/* Decode into an allocated struct (strings NUL-terminated, byte fields copied);
  * bundle_evidence_free. Required: 1, 2, 3, 4, 5, 6, 9. */
 enum bundle_err bundle_evidence_decode(const uint8_t *buf, size_t len, struct bundle_evidence **ret);
 void bundle_evidence_free(struct bundle_evidence *ev);

@@ -667,3 +667,40 @@ enum bundle_err bundle_cbor_to_json(const uint8_t *buf, size_t len, char **ret)
 	*ret = (char *)out;
 	return BUNDLE_OK;
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* allocation pool for decoded structs */
+
+void *pool_alloc(struct pool *pl, size_t n)
+{
+	void *m;
+	if (pl->n == pl->cap) {
+		size_t nc = pl->cap ? pl->cap * 2 : 16;
+		void **np = realloc(pl->p, nc * sizeof *np);
+		if (!np)
+			return NULL;
+		pl->p = np;
+		pl->cap = nc;
+	}
+	if (!(m = calloc(1, n ? n : 1)))
+		return NULL;
+	pl->p[pl->n++] = m;
+	return m;
+}
+
+void *pool_dup(struct pool *pl, const void *src, size_t n, bool nul)
+{
+	uint8_t *m = pool_alloc(pl, n + (nul ? 1 : 0));
+	if (m && n)
+		memcpy(m, src, n);
+	return m;
+}
+
+void pool_free(struct pool *pl)
+{
+	for (size_t i = 0; i < pl->n; i++)
+		free(pl->p[i]);
+	free(pl->p);
+	pl->p = NULL;
+	pl->n = pl->cap = 0;
+}
