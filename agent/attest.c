@@ -285,14 +285,11 @@ int agent_attest_evidence(struct agent_attest_state *s, char *why, size_t whylen
 	struct quote_attestation cert;
 	struct bundle_evidence ev;
 	struct bundle_pcr pcrs[BUNDLE_MAX_PCRS];
-	size_t n_pcrs = 0, nonce_len = 0, fw_len = 0, slog_len = 0, ev_len = 0, stmt_len = 0, der_len = 0;
+	size_t n_pcrs = 0, nonce_len = 0, fw_len = 0, slog_len = 0, ev_len = 0;
 	const uint8_t *nonce = agent_attest_get(s, AGENT_PART_NONCE, &nonce_len);
-	uint8_t *fw = NULL, *slog = NULL, *evb = NULL, *stmt = NULL, *der = NULL;
+	uint8_t *fw = NULL, *slog = NULL, *evb = NULL;
 	const char *excl[MEASURE_MAX_EXCLUDES];
-	struct bundle_key *skk = NULL;
-	struct bundle_signer signer;
-	struct tpm_signer ts = {.q = s->q};
-	char iss[256], line[128];
+	char line[128];
 	enum quote_err qe;
 	enum bundle_err be;
 	int rc = -1;
@@ -377,7 +374,35 @@ int agent_attest_evidence(struct agent_attest_state *s, char *why, size_t whylen
 	snprintf(line, sizeof line, "%zu PCRs, attempt %u", n_pcrs, qr.attempts);
 	step_done(s, "quote", line);
 
-	/* The statement: a hash envelope over the evidence, signed in the TPM. */
+	set_part(s, AGENT_PART_EVIDENCE, evb, ev_len);
+	evb = NULL;
+	rc = agent_attest_statement(s, why, whylen);
+out:
+	free(fw);
+	free(slog);
+	free(evb);
+	return rc;
+}
+
+/* The statement: a hash envelope over the current evidence, signed in the TPM. */
+int agent_attest_statement(struct agent_attest_state *s, char *why, size_t whylen)
+{
+	struct quote_key sk;
+	struct bundle_key *skk = NULL;
+	struct bundle_signer signer;
+	struct tpm_signer ts = {.q = s->q};
+	size_t ev_len = 0, stmt_len = 0, der_len = 0;
+	const uint8_t *evb = agent_attest_get(s, AGENT_PART_EVIDENCE, &ev_len);
+	uint8_t *stmt = NULL, *der = NULL;
+	char iss[256];
+	enum quote_err qe;
+	enum bundle_err be;
+	int rc = -1;
+
+	if ((qe = quote_sk_ensure(s->q, &sk, NULL)) != QUOTE_OK) {
+		snprintf(why, whylen, "statement: statement key: %s (%s)", quote_strerror(qe), quote_ctx_cause(s->q));
+		goto out;
+	}
 	if (quote_public_to_der(sk.pub, sk.pub_len, &der, &der_len) != QUOTE_OK ||
 	    bundle_key_load(der, der_len, &skk) != BUNDLE_OK) {
 		snprintf(why, whylen, "statement: the statement key is unusable");
@@ -394,16 +419,11 @@ int agent_attest_evidence(struct agent_attest_state *s, char *why, size_t whylen
 			 ts.err ? quote_ctx_cause(s->q) : bundle_last_cause());
 		goto out;
 	}
-	set_part(s, AGENT_PART_EVIDENCE, evb, ev_len);
-	evb = NULL;
 	set_part(s, AGENT_PART_STATEMENT, stmt, stmt_len);
 	stmt = NULL;
 	step_done(s, "statement", NULL);
 	rc = 0;
 out:
-	free(fw);
-	free(slog);
-	free(evb);
 	free(stmt);
 	free(der);
 	bundle_key_free(skk);

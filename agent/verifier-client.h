@@ -88,6 +88,8 @@ void agent_attest_state_free(struct agent_attest_state *s);
 int agent_attest_measure(struct agent_attest_state *s, char *why, size_t whylen);
 int agent_attest_challenge(struct agent_attest_state *s, char *why, size_t whylen);
 int agent_attest_evidence(struct agent_attest_state *s, char *why, size_t whylen);
+/* (Re-)sign the current evidence part as the statement (agent_attest_evidence calls it). */
+int agent_attest_statement(struct agent_attest_state *s, char *why, size_t whylen);
 int agent_attest_register(struct agent_attest_state *s, char *why, size_t whylen);
 int agent_attest_appraise(struct agent_attest_state *s, char *why, size_t whylen);
 int agent_attest_release(struct agent_attest_state *s, char *why, size_t whylen);

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# End to end on loopback: two swtpms (A and B), sluice-ts (trusted) + a second, untrusted
+# sluice-ts, and sluice-verifier. Enrol -> challenge -> attest -> affirming verdict ->
+# ActivateCredential recovers the payload; then every negative case, each with its own typed
+# reason and nothing released; verifier restart keeps enrolments; policy reload takes effect.
+. "$(dirname "$0")/../lib.sh"
+FORGE=$BUILD/tests/helpers/verifier_forge
+T=$TMP
+for b in "$SLUICE" "$SLUICE_TS" "$SLUICE_VERIFIER" "$FORGE"; do
+	[ -x "$b" ] || { fail setup "missing $b (make all test-bins)"; finish; }
+done
+for t in tpm2_pcrextend openssl curl; do
+	command -v $t >/dev/null || { fail setup "missing $t"; finish; }
+done
+
+# --- TPMs -----------------------------------------------------------------------------
+swtpm_up "$T/tpmA" >/dev/null 2>&1 || { fail setup "swtpm A"; finish; }
+TA=$SWTPM_TCTI
+swtpm_up "$T/tpmB" >/dev/null 2>&1 || { fail setup "swtpm B"; finish; }
+TB=$SWTPM_TCTI
+mkdir -p "$T/ekca" "$T/trust" "$T/outA" "$T/outB" "$T/vstate"
+cp "$T/tpmA/ca/chain.pem" "$T/ekca/a.pem"
+cp "$T/tpmB/ca/chain.pem" "$T/ekca/b.pem"
+
+# A synthetic firmware event log, and TPM A's PCRs 0-7 extended to match it.
+"$FORGE" tcglog "$T/tcg.log" >"$T/extends" || { fail setup "tcglog"; finish; }
+while read -r e; do
+	tpm2_pcrextend -T "$TA" "$e" >/dev/null 2>&1 || { fail setup "pcrextend $e"; finish; }
+done <"$T/extends"
+
+# Statement keys (trusted by the TS), the verifier key (pre-created so the TS can trust it),
+# and a software key no AK certified.
+"$FORGE" keys "$TA" "$T/outA" && cp "$T/outA/statement-key.pem" "$T/trust/host-a.pem" || { fail setup "keys A"; finish; }
+"$FORGE" keys "$TB" "$T/outB" && cp "$T/outB/statement-key.pem" "$T/trust/host-b.pem" || { fail setup "keys B"; finish; }
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/vstate/verifier-key.pem" 2>/dev/null
+openssl pkey -in "$T/vstate/verifier-key.pem" -pubout -out "$T/trust/verifier.pem" 2>/dev/null
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/foreign.pem" 2>/dev/null
+openssl pkey -in "$T/foreign.pem" -pubout -out "$T/trust/foreign.pem" 2>/dev/null
+
+# --- transparency services --------------------------------------------------------------
+start_ts() { # name port
+	"$SLUICE_TS" --listen 127.0.0.1:$2 --state "$T/$1" --trust-dir "$T/trust" --log-level warn \
+		>"$T/$1.log" 2>&1 &
+	track_pid $!
+	wait_port $2 10
+}
+TSP=$(free_port); TS2P=$(free_port)
+start_ts ts "$TSP" || { fail setup "sluice-ts"; cat "$T/ts.log"; finish; }
+start_ts ts2 "$TS2P" || { fail setup "second sluice-ts"; finish; }
+TS=http://127.0.0.1:$TSP TS2=http://127.0.0.1:$TS2P
+curl -sf "$TS/.well-known/scitt-keys" -o "$T/ts.keys" || { fail setup "ts keys"; finish; }
+
+# --- the reference root and the policy --------------------------------------------------
+mkdir -p "$T/root/etc" "$T/root/bin"
+echo "hello" >"$T/root/etc/motd"; echo "#!/bin/sh" >"$T/root/bin/app"; chmod 755 "$T/root/bin/app"
+cp -a "$T/root" "$T/root2"; echo "tampered" >"$T/root2/etc/motd"
+DIGEST=$("$FORGE" measure "$T/root") || { fail setup "measure"; finish; }
+echo "tool-token-$$" >"$T/token.txt"
+policy() { # file nonce_ttl rootfs-digest
+	cat >"$1" <<EOF
+{"policy_id": "test-$2-${3:7:8}", "nonce_ttl": $2,
+ "groups": [{"name": "fleet", "hosts": ["host-*"], "pcrs": {"sha256": [0, 1, 2, 3, 4, 5, 6, 7, 15]},
+   "rootfs": ["$3"], "release": {"tool-token": "$T/token.txt"}, "tools": ["stock_price"],
+   "verdict_lifetime": 600}]}
+EOF
+}
+policy "$T/policy.json" 30 "$DIGEST"
+check policy_check "$SLUICE_VERIFIER" policy check "$T/policy.json"
+
+VP=$(free_port); V=http://127.0.0.1:$VP
+start_verifier() {
+	"$SLUICE_VERIFIER" --listen 127.0.0.1:$VP --state "$T/vstate" --policy "$T/policy.json" --ts "$TS" \
+		--ts-key "$T/ts.keys" --ek-ca "$T/ekca" --threads 4 >>"$T/verifier.log" 2>&1 &
+	VPID=$!
+	track_pid $VPID
+	wait_port $VP 10
+}
+start_verifier || { fail setup "sluice-verifier"; cat "$T/verifier.log"; finish; }
+VKEY=$T/vstate/verifier.pub.pem
+
+common=(--verifier "$V" --verifier-key "$VKEY" --ts "$TS" --ts-key "$T/ts.keys" --eventlog "$T/tcg.log")
+forge() { # mode tcti host out [extra...]
+	local mode=$1 tcti=$2 host=$3 out=$4; shift 4
+	"$FORGE" attest "$mode" --tcti "$tcti" --host-id "$host" --root "$T/root" --out "$out" "${common[@]}" "$@" \
+		2>>"$T/forge.err"
+}
+# expect NAME OUTPUT REASON: the verdict is contraindicated with that reason and carries no credential.
+expect() {
+	local n=$1 out=$2 want=$3
+	case "$out" in
+	*"status=contraindicated reason=$want credential=no"*) ok "$n" ;;
+	*) fail "$n" "want contraindicated/$want without credential, got: $out $(tail -n 2 "$T/forge.err" | tr '\n' ' ')" ;;
+	esac
+}
+
+# --- the case an unenrolled AK makes (before TPM B is enrolled) ---------------------------
+check enroll_a "$SLUICE" enroll --verifier "$V" --host-id host-a --tcti "$TA"
+expect unenrolled_ak "$(forge good "$TB" host-a "$T/outB")" ak.unknown
+
+# --- happy path: sluice attest, credential recovered in the TPM ---------------------------
+if "$SLUICE" attest --tcti "$TA" --host-id host-a --root "$T/root" --out "$T/outA" --cred-dir "$T/credA" \
+	"${common[@]}" --quiet 2>"$T/attest.err"; then
+	if cmp -s "$T/credA/tool-token" "$T/token.txt" && [ "$(stat -c %a "$T/credA/tool-token")" = 400 ]; then
+		ok attest_affirming_releases_payload
+	else
+		fail attest_affirming_releases_payload "credential missing or wrong: $(ls -l "$T/credA" 2>&1)"
+	fi
+else
+	fail attest_affirming_releases_payload "$(cat "$T/attest.err")"
+fi
+for f in verdict.cose verdict-receipt.cose bundle.tar; do
+	[ -s "$T/outA/$f" ] || fail "attest_outputs" "missing $f"
+done
+ok attest_outputs
+check host_info_affirming bash -c "curl -sf '$V/v1/hosts/host-a' | grep -q '\"status\":\"affirming\"'"
+
+# --- enrolment rules ----------------------------------------------------------------------
+out=$("$SLUICE" enroll --verifier "$V" --host-id host-a --tcti "$TB" 2>&1)
+case "$out" in *enroll.ek.mismatch*) ok reenroll_other_ek_refused ;; *) fail reenroll_other_ek_refused "$out" ;; esac
+check enroll_b "$SLUICE" enroll --verifier "$V" --host-id host-b --tcti "$TB"
+check reenroll_same_ek "$SLUICE" enroll --verifier "$V" --host-id host-a --tcti "$TA"
+out=$("$SLUICE" enroll --verifier "$V" --host-id web-1 --tcti "$TA" 2>&1)
+case "$out" in *host.group.none*) ok enroll_no_group_refused ;; *) fail enroll_no_group_refused "$out" ;; esac
+
+# --- negative appraisals: each its own typed reason, nothing released ---------------------
+expect wrong_nonce "$(forge wrong-nonce "$TA" host-a "$T/outA")" nonce.unknown
+expect replayed_nonce "$(forge replay "$TA" host-a "$T/outA")" nonce.replayed
+expect pcr_altered "$(forge pcr-altered "$TA" host-a "$T/outA")" pcr.digest
+expect tcg_event_altered "$(forge good "$TA" host-a "$T/outA" --eventlog "$T/tcg.log.altered")" pcr.mismatch
+expect tcg_event_retyped "$(forge good "$TA" host-a "$T/outA" --eventlog "$T/tcg.log.retyped")" event.type
+expect rootfs_unknown "$(forge good "$TA" host-a "$T/outA" --root "$T/root2")" rootfs.digest.unknown
+expect statement_foreign_key "$(forge foreign-stmt-key "$TA" host-a "$T/outA" --foreign-key "$T/foreign.pem")" statement.signature
+expect receipt_untrusted_ts "$(forge untrusted-receipt "$TA" host-a "$T/outA" --ts2 "$TS2")" receipt.untrusted
+expect receipt_other_statement "$(forge other-receipt "$TA" host-a "$T/outA")" receipt.invalid
+expect host_a_as_host_b "$(forge good "$TA" host-b "$T/outA")" ak.host.mismatch
+
+# The release of an affirming verdict for A, offered to TPM B: refused there, recovered by A.
+out=$(forge release-other-tpm "$TA" host-a "$T/outA" --tcti2 "$TB")
+case "$out" in
+*"status=affirming"*"other-tpm=refused"*"own-tpm=unwrapped"*) ok release_blob_other_tpm_refused ;;
+*) fail release_blob_other_tpm_refused "$out $(tail -n 2 "$T/forge.err")" ;;
+esac
+
+# --- policy: expired nonce (nonce_ttl 1), reload takes effect, a bad file keeps the old one ---
+policy "$T/policy.json" 1 "$DIGEST"
+kill -HUP $VPID; sleep 0.3
+expect expired_nonce "$(forge expired "$TA" host-a "$T/outA" --sleep 2.2)" nonce.expired
+policy "$T/policy.json" 30 "sha256:$(printf '%064d' 0)"
+kill -HUP $VPID; sleep 0.3
+expect policy_reload_takes_effect "$(forge good "$TA" host-a "$T/outA")" rootfs.digest.unknown
+echo '{"groups": "broken"' >"$T/policy.json"
+kill -HUP $VPID; sleep 0.3
+grep -q "policy reload rejected" "$T/verifier.log" && ok policy_bad_reload_rejected || fail policy_bad_reload_rejected "no rejection logged"
+expect policy_bad_reload_keeps_old "$(forge good "$TA" host-a "$T/outA")" rootfs.digest.unknown
+policy "$T/policy.json" 30 "$DIGEST"
+kill -HUP $VPID; sleep 0.3
+
+# --- restart keeps enrolments ----------------------------------------------------------------
+kill $VPID; wait $VPID 2>/dev/null
+start_verifier || { fail restart "verifier did not come back"; finish; }
+out=$(forge good "$TA" host-a "$T/outA")
+case "$out" in *"status=affirming reason=none credential=yes"*) ok restart_keeps_enrolment ;; *) fail restart_keeps_enrolment "$out" ;; esac
+
+# --- operations -------------------------------------------------------------------------------
+m=$(curl -sf "$V/metrics")
+case "$m" in *'sluice_verifier_appraisals_total{result="affirming"}'*) ok metrics ;; *) fail metrics "$m" ;; esac
+check host_info_reasons bash -c "curl -sf '$V/v1/hosts/host-b' | grep -q '\"host_id\":\"host-b\"'"
+code=$(curl -s -o /dev/null -w '%{http_code}' "$V/v1/hosts/nobody")
+[ "$code" = 404 ] && ok host_unknown_404 || fail host_unknown_404 "got $code"
+code=$(head -c 9000000 /dev/zero | curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary @- "$V/v1/attest")
+[ "$code" = 413 ] && ok body_limit_413 || fail body_limit_413 "got $code"
+finish
