@@ -8,6 +8,7 @@
 #include "measure/measure-int.h"
 
 #include <errno.h>
+#include <locale.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -213,9 +214,9 @@ static enum measure_err one_entry(struct rd *r, struct archive_entry *ae, struct
 	}
 	if (!(e = ents_add(&r->ents, &rc)))
 		return seterr(err, rc, 0, path, plen, NULL);
+	e->path_len = (uint32_t)plen;
 	if (!(e->path = arena_strndup(&r->arena, path, plen)) || index_put(&r->ix, &r->ents, r->ents.n - 1) != 0)
 		return seterr(err, MEASURE_ERR_NOMEM, 0, NULL, 0, NULL);
-	e->path_len = (uint32_t)plen;
 	e->type = (uint8_t)type;
 	e->mode = archive_entry_perm(ae) & 07777;
 	e->uid = (uint32_t)uid;
@@ -330,6 +331,7 @@ static enum measure_err measure_archive_common(const char *file, const void *buf
 	struct rd r;
 	enum measure_err rc;
 	const char *label = file ? file : "(archive in memory)";
+	locale_t loc = (locale_t)0, old = (locale_t)0;
 
 	memset(&r, 0, sizeof r);
 	if (!ret || (!file && !buf))
@@ -351,7 +353,15 @@ static enum measure_err measure_archive_common(const char *file, const void *buf
 		rc = arch_err(&r, err, label, strlen(label), "open");
 		goto out;
 	}
+	/* Pax archives store names as UTF-8; libarchive converts them to the locale's charset.
+	 * Read in C.UTF-8 (this thread only) so that non-ASCII names survive unchanged. */
+	if ((loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0)))
+		old = uselocale(loc);
 	rc = run(&r, label, ret, err);
+	if (loc) {
+		uselocale(old);
+		freelocale(loc);
+	}
 out:
 	if (r.a)
 		archive_read_free(r.a);

@@ -79,6 +79,11 @@ void measure_error_format(const struct measure_error *err, char *buf, size_t len
 		return;
 	}
 	escape(err->path, path, sizeof path);
+	if (strlen(path) > 480) { /* keep the line short: first and last 200 bytes */
+		size_t n = strlen(path);
+		memmove(path + 205, path + n - 200, 201);
+		memcpy(path + 200, "[...]", 5);
+	}
 	cause[0] = 0;
 	if (err->detail[0])
 		c += (size_t)snprintf(cause + c, sizeof cause - c, "%s", err->detail);

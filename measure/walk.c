@@ -244,6 +244,7 @@ static int list_dir(struct walk *w, size_t di)
 	DIR *dir;
 	struct dirent *de;
 	struct stat st;
+	struct statx sx;
 	char path[MEASURE_MAX_PATH + 2];
 	char target[MEASURE_MAX_PATH + 1];
 	enum measure_err rc = MEASURE_OK;
@@ -292,12 +293,12 @@ static int list_dir(struct walk *w, size_t di)
 		memcpy(path + dlen + 1, de->d_name, nl + 1);
 		if (w->x->n && excludes_exact(w->x, path, plen))
 			continue;
-		if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+		if (statx(dirfd(dir), de->d_name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_BASIC_STATS, &sx) != 0) {
 			fail(w, errno == ENOENT ? MEASURE_ERR_CHANGED : MEASURE_ERR_IO, errno, path,
 			     errno == ENOENT ? "vanished" : "stat");
 			goto fail;
 		}
-		if (S_ISSOCK(st.st_mode)) {
+		if (S_ISSOCK(sx.stx_mode)) {
 			w->sockets++;
 			continue;
 		}
@@ -310,20 +311,24 @@ static int list_dir(struct walk *w, size_t di)
 			goto fail;
 		}
 		e->path_len = (uint32_t)plen;
-		e->mode = st.st_mode & 07777;
-		e->uid = st.st_uid;
-		e->gid = st.st_gid;
-		e->dev = (uint64_t)st.st_dev;
-		e->ino = (uint64_t)st.st_ino;
+		e->mode = sx.stx_mode & 07777;
+		e->uid = sx.stx_uid;
+		e->gid = sx.stx_gid;
+		e->dev = (uint64_t)makedev(sx.stx_dev_major, sx.stx_dev_minor);
+		e->ino = (uint64_t)sx.stx_ino;
 		e->parent = (uint32_t)di;
-		switch (st.st_mode & S_IFMT) {
+		switch (sx.stx_mode & S_IFMT) {
 		case S_IFREG:
 			e->type = MEASURE_TYPE_REG;
-			e->size = (uint64_t)st.st_size;
+			e->size = (uint64_t)sx.stx_size;
 			break;
 		case S_IFDIR:
 			e->type = MEASURE_TYPE_DIR;
-			e->scan = e->dev == w->root_dev || w->cross_mounts;
+			/* A mount point is recorded (as the mounted root looks) but not entered. Bind
+			 * mounts of the same file system keep st_dev: STATX_ATTR_MOUNT_ROOT tells. */
+			e->scan = w->cross_mounts ||
+				  (e->dev == w->root_dev && !((sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
+							      (sx.stx_attributes & STATX_ATTR_MOUNT_ROOT)));
 			if (w->cross_mounts && is_loop(w, e, di)) {
 				fail(w, MEASURE_ERR_LOOP, 0, path, NULL);
 				goto fail;
@@ -346,8 +351,8 @@ static int list_dir(struct walk *w, size_t di)
 		}
 		case S_IFCHR:
 		case S_IFBLK:
-			e->type = S_ISCHR(st.st_mode) ? MEASURE_TYPE_CHR : MEASURE_TYPE_BLK;
-			device_digest(major(st.st_rdev), minor(st.st_rdev), e->digest);
+			e->type = S_ISCHR(sx.stx_mode) ? MEASURE_TYPE_CHR : MEASURE_TYPE_BLK;
+			device_digest(sx.stx_rdev_major, sx.stx_rdev_minor, e->digest);
 			break;
 		case S_IFIFO:
 			e->type = MEASURE_TYPE_FIFO;
