@@ -2,7 +2,9 @@
  * now, checked in this order (the first failure is the reason):
  *   verdict.cose present                          locked.no-verdict
  *   signed by the pinned verifier key             locked.bad-signature (locked.verdict-invalid)
- *   verdict-receipt.cose valid for that verdict
+ *   verdict-statement.cose: the verifier's signed
+ *     statement of that verdict, and
+ *   verdict-receipt.cose: its receipt, valid
  *     under the pinned transparency service key   locked.bad-receipt
  *   issued for this host                          locked.wrong-host
  *   iat <= now < exp (60 s skew on iat)           locked.expired
@@ -24,6 +26,7 @@
 
 #define MAX_KEYFILE (256u << 10)
 #define IAT_SKEW 60
+#define VERDICT_STATEMENT "verdict-statement.cose"
 
 static enum tools_err why(enum tools_err e, char *detail, size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -84,8 +87,8 @@ enum tools_err tools_lock_check(const struct tools_lock_cfg *cfg, struct tools_u
 {
 	const char *run = cfg->run_dir ? cfg->run_dir : "/run/sluice";
 	char path[4096], err[512];
-	uint8_t *verdict = NULL, *receipt = NULL;
-	size_t vlen = 0, rlen = 0;
+	uint8_t *verdict = NULL, *receipt = NULL, *vstmt = NULL;
+	size_t vlen = 0, rlen = 0, vslen = 0;
 	struct bundle_keyset *vks = NULL, *tks = NULL;
 	struct bundle_ear *ear = NULL;
 	struct tools_unlock u = {0};
@@ -113,6 +116,19 @@ enum tools_err tools_lock_check(const struct tools_lock_cfg *cfg, struct tools_u
 			 bundle_last_cause());
 		goto out;
 	}
+	/* The verdict is transparent: verdict-statement.cose (a hash envelope over verdict.cose,
+	 * signed by the verifier) was registered, and verdict-receipt.cose is its receipt. */
+	snprintf(path, sizeof path, "%s/%s", run, VERDICT_STATEMENT);
+	if (agent_read_file(path, BUNDLE_MAX_COSE, &vstmt, &vslen) != 0) {
+		rc = why(TOOLS_ERR_VERDICT_RECEIPT, detail, detaillen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if ((be = bundle_cose_verify_keyset(vstmt, vslen, vks, NULL, 0)) != BUNDLE_OK ||
+	    (be = bundle_statement_check_preimage(vstmt, vslen, verdict, vlen)) != BUNDLE_OK) {
+		rc = why(TOOLS_ERR_VERDICT_RECEIPT, detail, detaillen, "%s: not the verifier's statement of this verdict: %s (%s)",
+			 path, bundle_strerror(be), bundle_last_cause());
+		goto out;
+	}
 	snprintf(path, sizeof path, "%s/%s", run, BUNDLE_F_VERDICT_RECEIPT);
 	if (agent_read_file(path, BUNDLE_MAX_COSE, &receipt, &rlen) != 0) {
 		rc = why(TOOLS_ERR_VERDICT_RECEIPT, detail, detaillen, "%s: %s", path, strerror(errno));
@@ -122,7 +138,7 @@ enum tools_err tools_lock_check(const struct tools_lock_cfg *cfg, struct tools_u
 		rc = why(TOOLS_ERR_NOT_CONFIGURED, detail, detaillen, "transparency service key: %s", err);
 		goto out;
 	}
-	be = bundle_receipt_verify(receipt, rlen, verdict, vlen, NULL, tks, NULL);
+	be = bundle_receipt_verify(receipt, rlen, vstmt, vslen, NULL, tks, NULL);
 	if (be != BUNDLE_OK) {
 		rc = why(TOOLS_ERR_VERDICT_RECEIPT, detail, detaillen, "%s: %s (%s)", path, bundle_strerror(be),
 			 bundle_last_cause());
@@ -188,5 +204,6 @@ out:
 	bundle_keyset_free(tks);
 	free(verdict);
 	free(receipt);
+	free(vstmt);
 	return rc;
 }

@@ -175,21 +175,28 @@ static int load_keyset(const char *path, struct bundle_keyset **ret, char *err, 
 	return 0;
 }
 
-int tools_call_verify(const char *ts_key, const uint8_t *statement, size_t statement_len, const uint8_t *receipt,
-		      size_t receipt_len, char *why, size_t whylen)
+static int verify_info(const char *ts_key, const uint8_t *statement, size_t statement_len, const uint8_t *receipt,
+		       size_t receipt_len, struct bundle_receipt_info *info, char *why, size_t whylen)
 {
 	struct bundle_keyset *ks = NULL;
 	enum bundle_err be;
 
 	if (load_keyset(ts_key, &ks, why, whylen) != 0)
 		return -1;
-	be = bundle_receipt_verify(receipt, receipt_len, statement, statement_len, NULL, ks, NULL);
+	be = bundle_receipt_verify(receipt, receipt_len, statement, statement_len, NULL, ks, info);
 	bundle_keyset_free(ks);
 	if (be != BUNDLE_OK) {
 		snprintf(why, whylen, "%s (%s)", bundle_strerror(be), bundle_last_cause());
 		return -1;
 	}
 	return 0;
+}
+
+int tools_call_verify(const char *ts_key, const uint8_t *statement, size_t statement_len, const uint8_t *receipt,
+		      size_t receipt_len, char *why, size_t whylen)
+{
+	struct bundle_receipt_info info;
+	return verify_info(ts_key, statement, statement_len, receipt, receipt_len, &info, why, whylen);
 }
 
 /* Sign the call statement with the TPM statement key. */
@@ -267,6 +274,7 @@ enum tools_err tools_call_register(const struct tools_call_cfg *cfg, const char 
 {
 	struct cbuf payload = {0};
 	struct tools_call_record r = {0};
+	struct bundle_receipt_info info;
 	enum tools_err rc;
 	char err[512];
 
@@ -284,11 +292,13 @@ enum tools_err tools_call_register(const struct tools_call_cfg *cfg, const char 
 		goto out;
 	/* Verified again here, whatever the client did: the tool runs only on a receipt that
 	 * this process checked against the pinned key. */
-	if (tools_call_verify(cfg->ts_key, r.statement, r.statement_len, r.receipt, r.receipt_len, err,
-			      sizeof err) != 0) {
+	if (verify_info(cfg->ts_key, r.statement, r.statement_len, r.receipt, r.receipt_len, &info, err,
+			sizeof err) != 0) {
 		rc = fail(TOOLS_ERR_RECEIPT, detail, detaillen, "%s", err);
 		goto out;
 	}
+	if (!r.entry_id[0]) /* the service named no entry: the log position identifies it */
+		snprintf(r.entry_id, sizeof r.entry_id, "%llu", (unsigned long long)info.leaf_index);
 	*ret = r;
 	memset(&r, 0, sizeof r);
 	rc = TOOLS_OK;
