@@ -37,7 +37,7 @@ static int die(const char *why)
 	return 1;
 }
 
-static int cmd_keys(const char *tcti, const char *out)
+static int do_keys(const char *tcti, const char *out)
 {
 	struct quote_cfg qc = {.tcti = tcti};
 	struct quote_ctx *q = NULL;
@@ -61,7 +61,7 @@ out:
 	return rc;
 }
 
-static int cmd_measure(const char *dir)
+static int do_measure(const char *dir)
 {
 	struct measure_manifest *m = NULL;
 	struct measure_error e;
@@ -120,7 +120,7 @@ static void event2(struct buf *b, uint32_t pcr, uint32_t type, const void *data,
 	put(b, data, len);
 }
 
-static int cmd_tcglog(const char *out)
+static int do_tcglog(const char *out)
 {
 	static const uint8_t sep[4] = {0, 0, 0, 0};
 	static const struct ev evs[] = {
@@ -217,7 +217,7 @@ static int raw_register(const char *ts, const uint8_t *stmt, size_t len, uint8_t
 	return 0;
 }
 
-static int cmd_attest(int argc, char **argv)
+static int do_attest(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"tcti", required_argument, NULL, 't'},        {"host-id", required_argument, NULL, 'H'},
@@ -398,13 +398,13 @@ out:
 int main(int argc, char **argv)
 {
 	if (argc == 4 && strcmp(argv[1], "keys") == 0)
-		return cmd_keys(argv[2], argv[3]);
+		return do_keys(argv[2], argv[3]);
 	if (argc == 3 && strcmp(argv[1], "measure") == 0)
-		return cmd_measure(argv[2]);
+		return do_measure(argv[2]);
 	if (argc == 3 && strcmp(argv[1], "tcglog") == 0)
-		return cmd_tcglog(argv[2]);
+		return do_tcglog(argv[2]);
 	if (argc >= 3 && strcmp(argv[1], "attest") == 0)
-		return cmd_attest(argc - 1, argv + 1);
+		return do_attest(argc - 1, argv + 1);
 	fprintf(stderr, "usage: verifier_forge keys TCTI OUTDIR | measure DIR | tcglog OUT | attest MODE [options]\n");
 	return 2;
 }

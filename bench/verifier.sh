@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# bench/verifier.sh: appraisals per second of sluice-verifier, including the SQLite writes and
+# the registration of every verdict with sluice-ts, on loopback.
+#
+# Pre-generates N appraisal requests with swtpm (each with a fresh nonce: challenge, quote,
+# certify, TPM-signed statement, registration), then POSTs them with C concurrent clients.
+# Peer measured in the same run: tpm2_checkquote (tpm2-tools), the independent quote checker,
+# run with 2 parallel processes -- the shell-tool way to check one quote, which is about one
+# seventh of what an appraisal does.
+# Environment: N (default 2000), C (concurrency, default 32), BUILD.
+set -u
+. "$(dirname "$0")/../tests/lib.sh"
+N=${N:-2000}
+C=${C:-32}
+BENCH=$BUILD/tests/helpers/verifier_bench
+FORGE=$BUILD/tests/helpers/verifier_forge
+for b in "$SLUICE" "$SLUICE_TS" "$SLUICE_VERIFIER" "$BENCH" "$FORGE"; do
+	[ -x "$b" ] || { echo "bench/verifier.sh: missing $b (make all test-bins)" >&2; exit 1; }
+done
+T=$TMP
+swtpm_up "$T/tpm" >/dev/null 2>&1 || { echo "bench/verifier.sh: swtpm failed" >&2; exit 1; }
+TA=$SWTPM_TCTI
+mkdir -p "$T/trust" "$T/out" "$T/vstate" "$T/ekca" "$T/root/etc"
+cp "$T/tpm/ca/chain.pem" "$T/ekca/"
+echo hello >"$T/root/etc/motd"
+"$FORGE" keys "$TA" "$T/out" && cp "$T/out/statement-key.pem" "$T/trust/host.pem" || exit 1
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/vstate/verifier-key.pem" 2>/dev/null
+openssl pkey -in "$T/vstate/verifier-key.pem" -pubout -out "$T/trust/verifier.pem" 2>/dev/null
+TSP=$(free_port); VP=$(free_port)
+"$SLUICE_TS" --listen 127.0.0.1:$TSP --state "$T/ts" --trust-dir "$T/trust" --log-level error --threads 4 \
+	>"$T/ts.log" 2>&1 &
+track_pid $!
+wait_port $TSP 10 || { echo "bench/verifier.sh: sluice-ts did not start" >&2; cat "$T/ts.log"; exit 1; }
+curl -sf "http://127.0.0.1:$TSP/.well-known/scitt-keys" -o "$T/ts.keys" || exit 1
+DIGEST=$("$FORGE" measure "$T/root")
+echo token >"$T/token"
+cat >"$T/policy.json" <<P
+{"policy_id": "bench", "nonce_ttl": 3600, "groups": [{"name": "bench", "hosts": ["*"],
+ "pcrs": {"sha256": [0, 1, 2, 3, 4, 5, 6, 7, 15]}, "rootfs": ["$DIGEST"], "release": {"token": "$T/token"}}]}
+P
+"$SLUICE_VERIFIER" --listen 127.0.0.1:$VP --state "$T/vstate" --policy "$T/policy.json" \
+	--ts "http://127.0.0.1:$TSP" --ts-key "$T/ts.keys" --ek-ca "$T/ekca" --threads $C --queue 4096 --quiet \
+	>"$T/verifier.log" 2>&1 &
+track_pid $!
+wait_port $VP 10 || { echo "bench/verifier.sh: sluice-verifier did not start" >&2; cat "$T/verifier.log"; exit 1; }
+V=http://127.0.0.1:$VP
+"$SLUICE" enroll --verifier "$V" --host-id bench-1 --tcti "$TA" >/dev/null || exit 1
+
+echo "generating $N appraisal requests with swtpm (fresh nonce each)..."
+t0=$(date +%s.%N)
+"$BENCH" gen "$N" "$T/requests" --tcti "$TA" --host-id bench-1 --verifier "$V" --verifier-key "$T/vstate/verifier.pub.pem" \
+	--ts "http://127.0.0.1:$TSP" --ts-key "$T/ts.keys" --root "$T/root" --out "$T/out" || exit 1
+echo "  generated in $(echo "$(date +%s.%N) - $t0" | bc) s"
+
+res=$("$BENCH" load "$T/requests" "$V" "$C")
+echo "sluice-verifier: $res (concurrency $C)"
+rate=$(echo "$res" | sed -n 's/.*rate=\([0-9]*\).*/\1/p')
+aff=$(echo "$res" | sed -n 's/.*affirming=\([0-9]*\).*/\1/p')
+
+# Peer: tpm2_checkquote on one of our quotes, 2 processes in parallel.
+K=${K:-200}
+AK=0x81010002
+tpm2_quote -T "$TA" -c $AK -l sha256:0,1,2,3,4,5,6,7,15 -q 00112233445566778899aabbccddeeff -m "$T/q.msg" -s "$T/q.sig" \
+	-o "$T/q.pcrs" -g sha256 >/dev/null 2>&1 && tpm2_readpublic -T "$TA" -c $AK -o "$T/ak.pem" -f pem >/dev/null 2>&1 \
+	|| { echo "bench/verifier.sh: tpm2_quote failed" >&2; exit 1; }
+t0=$(date +%s.%N)
+seq $K | xargs -P2 -I{} tpm2_checkquote -u "$T/ak.pem" -m "$T/q.msg" -s "$T/q.sig" -f "$T/q.pcrs" -g sha256 \
+	-q 00112233445566778899aabbccddeeff >/dev/null 2>&1
+dt=$(echo "$(date +%s.%N) - $t0" | bc)
+peer=$(echo "$K / $dt" | bc)
+echo "tpm2_checkquote (xargs -P2): $K checks in $dt s = $peer quote checks/s"
+echo "ratio: sluice-verifier full appraisals/s / tpm2_checkquote quote checks/s = $(echo "scale=1; $rate / $peer" | bc)x"
+echo "target: >= 2000 appraisals/s (got $rate); a published RATS verifier: ~400 req/s on 3 instances ($(echo "scale=1; $rate / 400" | bc)x)"
+[ "$aff" = "$N" ] || { echo "bench/verifier.sh: only $aff of $N appraisals were affirming" >&2; exit 1; }
