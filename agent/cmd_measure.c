@@ -350,7 +350,7 @@ static int do_verify_proof(const char *file, const char *want_digest, const char
 			  want_path);
 		goto out;
 	}
-	printf("ok %s (%s, mode %04o, owner %u:%u, size %" PRIu64 ") is record %" PRIu64 " of %" PRIu64 " under %s%s\n",
+	printf("verified: %s (%s, mode %04o, owner %u:%u, size %" PRIu64 ") is record %" PRIu64 " of %" PRIu64 " under %s%s\n",
 	       disp(r.path, r.path_len, d, sizeof d), measure_type_name(r.type), (unsigned)r.mode, (unsigned)r.uid,
 	       (unsigned)r.gid, r.size, p.index, p.tree_size, root,
 	       want_digest ? "" : " (root not pinned: pass --digest)");
