@@ -410,16 +410,18 @@ static void print_cfg(const struct boot_cfg *c)
 		printf("exclude = %s\n", c->excludes[i]);
 }
 
+static double g_t_start; /* when the gate started, for the closing line */
+
 /* PID 1 must never return: the failure action ends in power-off, or in pause() forever. */
 static int refuse(const struct boot_cfg *cfg, enum boot_fail action, int pid1, int no_action, int intact,
 		  const char *why)
 {
 	boot_say("FAILED %s", why);
 	if (!pid1 && (no_action || action == BOOT_FAIL_SHELL)) {
-		boot_say("gate closed: nothing released");
+		boot_say("gate closed after %.1fs: nothing released", agent_now() - g_t_start);
 		return 1;
 	}
-	boot_say("gate closed: nothing released; failure action: %s",
+	boot_say("gate closed after %.1fs: nothing released; failure action: %s", agent_now() - g_t_start,
 		 action == BOOT_FAIL_RETRY ? "halt (retry budget spent)" : boot_fail_name(action));
 	(void)cfg;
 	boot_fail_action(action, pid1, intact);
@@ -463,6 +465,7 @@ int cmd_boot(int argc, char **argv)
 	}
 	if (hook || print)
 		pid1 = 0;
+	g_t_start = t_start;
 	if (!cfg) {
 		if (!pid1)
 			return 1;

@@ -27,7 +27,7 @@ if [ $rc -eq 124 ]; then
 elif grep -q ROOT-REACHED "$con"; then
 	fail cmdline_cannot_replace_pinned_key "switched to the root"; boot_console pinned
 elif ! grep -q 'sluice: FAILED config: kernel command line: verifier_key: may only be set in' "$con" ||
-	! grep -q 'gate closed: nothing released; failure action: halt' "$con"; then
+	! grep -Eq 'gate closed after [0-9.]+s: nothing released; failure action: halt' "$con"; then
 	fail cmdline_cannot_replace_pinned_key "no failure line naming verifier_key"; boot_console pinned
 else
 	ok cmdline_cannot_replace_pinned_key

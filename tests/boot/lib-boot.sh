@@ -134,3 +134,96 @@ boot_expect() { # NAME CASE PATTERN
 		boot_console "$1"
 	fi
 }
+
+# ---- the services a guest attests to (used by the boot tests, the demo and the benchmark) ----
+#   boot_world_up W HOST_ID   TPM state with EK certs (swtpm/setup.sh), sluice-ts and
+#                             sluice-verifier on free 127.0.0.1 ports, the host enrolled (AK and
+#                             statement key persisted in the TPM), the TS trusting the verifier
+#                             and the host's statement key. Sets W_TPMSTATE (state dir for
+#                             boot_qemu -t), W_VP, W_TSP (ports), W_VKEY, W_TSKEY (pinned keys),
+#                             W_HOST. Writes W/release/tool-token (the released credential).
+#   boot_world_policy W ROOTFS_DIGEST [PCRS_JSON] [EXTRA_GROUP_JSON]
+#                             (re)write the policy and reload the verifier (SIGHUP)
+#   boot_guest_conf W FILE [extra lines...]   sluice.conf for a guest of this world
+#   boot_world_down W         stop the services (also done on exit)
+_world_ts_start() { # W
+	local w=$1
+	"$SLUICE_TS" --listen "127.0.0.1:$W_TSP" --state "$w/ts" --trust-dir "$w/ts-trust" --log-level warn \
+		>>"$w/ts.log" 2>&1 &
+	W_TS_PID=$!
+	track_pid $W_TS_PID
+	wait_port "$W_TSP" 20 || { echo "boot_world_up: sluice-ts did not start:" >&2; tail -5 "$w/ts.log" >&2; return 1; }
+}
+boot_world_up() { # W HOST_ID
+	local w=$1
+	W_HOST=$2
+	mkdir -p "$w/ts-trust" "$w/ekca" "$w/release" "$w/enrol"
+	"$TOP/swtpm/setup.sh" "$w/tpm" >/dev/null || { echo "boot_world_up: swtpm setup failed" >&2; return 1; }
+	W_TPMSTATE=$w/tpm/state
+	cp "$w/tpm/ca/chain.pem" "$w/ekca/swtpm-ca.pem"
+	# the verifier's key, made ahead so the TS can trust its verdict statements from the start
+	mkdir -p "$w/ver"
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$w/ver/verifier-key.pem" 2>/dev/null
+	chmod 600 "$w/ver/verifier-key.pem"
+	openssl pkey -in "$w/ver/verifier-key.pem" -pubout -out "$w/ts-trust/verifier.pem" 2>/dev/null
+	W_TSP=$(free_port)
+	W_VP=$(free_port)
+	_world_ts_start "$w" || return 1
+	W_TSKEY=$w/ts.pem
+	openssl pkey -in "$w/ts/service-key.pem" -pubout -out "$W_TSKEY" 2>/dev/null || {
+		echo "boot_world_up: no TS key" >&2; return 1; }
+	printf 'tool-token-%s\n' "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" >"$w/release/tool-token"
+	boot_world_policy "$w" "0000000000000000000000000000000000000000000000000000000000000000" noreload || return 1
+	"$SLUICE_VERIFIER" --listen "127.0.0.1:$W_VP" --state "$w/ver" --policy "$w/policy.json" \
+		--ts "http://127.0.0.1:$W_TSP" --ts-key "$W_TSKEY" --ek-ca "$w/ekca" --id sluice-test-verifier --threads 4 \
+		>>"$w/verifier.log" 2>&1 &
+	W_V_PID=$!
+	track_pid $W_V_PID
+	wait_port "$W_VP" 20 || { echo "boot_world_up: sluice-verifier did not start:" >&2; tail -5 "$w/verifier.log" >&2; return 1; }
+	W_VKEY=$w/ts-trust/verifier.pem
+	# enrol the TPM from the host (the guest then uses the same state)
+	SWTPM_TCTI=$("$TOP/swtpm/start.sh" "$w/tpm") || { echo "boot_world_up: swtpm start failed" >&2; return 1; }
+	on_exit "'$TOP/swtpm/stop.sh' '$w/tpm'"
+	if ! "$SLUICE" enroll --verifier "http://127.0.0.1:$W_VP" --host-id "$W_HOST" --tcti "$SWTPM_TCTI" \
+		--out "$w/enrol" >"$w/enroll.log" 2>&1; then
+		echo "boot_world_up: enrolment failed:" >&2; cat "$w/enroll.log" >&2
+		"$TOP/swtpm/stop.sh" "$w/tpm"; return 1
+	fi
+	"$TOP/swtpm/stop.sh" "$w/tpm"
+	cp "$w/enrol/statement-key.pem" "$w/ts-trust/host-$W_HOST.pem"
+	# the TS reads its trust store at start
+	kill "$W_TS_PID" 2>/dev/null; wait "$W_TS_PID" 2>/dev/null
+	_world_ts_start "$w"
+}
+boot_world_policy() { # W ROOTFS_DIGEST [PCRS_JSON] [EXTRA_JSON | noreload]
+	local w=$1 d=${2#sha256:} pcrs=${3:-[15]} extra=${4:-}
+	[ "$extra" = noreload ] && extra=
+	cat >"$w/policy.json.tmp" <<JSON
+{"policy_id": "sluice-boot-test", "groups": [{"name": "guests", "hosts": ["*"], "pcrs": {"sha256": $pcrs},
+  "rootfs": ["sha256:$d"], "release": {"tool-token": "release/tool-token"}, "tools": ["stock-price"],
+  "verdict_lifetime": 3600${extra:+, $extra}}]}
+JSON
+	mv "$w/policy.json.tmp" "$w/policy.json"
+	if [ "${4:-}" != noreload ] && [ -n "${W_V_PID:-}" ]; then
+		kill -HUP "$W_V_PID"
+		sleep 0.3
+	fi
+}
+boot_guest_conf() { # W FILE [extra lines...]
+	local w=$1 f=$2; shift 2
+	{
+		echo "# sluice.conf for a QEMU guest: services reached through QEMU's guestfwd"
+		echo "verifier = http://10.0.2.100:$W_VP"
+		echo "ts = http://10.0.2.100:$W_TSP"
+		echo "host_id = $W_HOST"
+		echo "insecure_http = yes"
+		echo "ip = 10.0.2.15/24,10.0.2.2"
+		echo "budget = 60"
+		for l in "$@"; do echo "$l"; done
+	} >"$f"
+}
+boot_world_down() {
+	[ -n "${W_V_PID:-}" ] && kill "$W_V_PID" 2>/dev/null
+	[ -n "${W_TS_PID:-}" ] && kill "$W_TS_PID" 2>/dev/null
+	W_V_PID= W_TS_PID=
+}
