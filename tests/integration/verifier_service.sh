@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# sluice-verifier as a service, without a TPM: CLI (--help, policy check), HTTP errors and
+# limits, the bounded request queue (503 + Retry-After), /metrics, SIGHUP reload keeping the
+# old policy on a bad file, clean stop.
+. "$(dirname "$0")/../lib.sh"
+T=$TMP
+for b in "$SLUICE_TS" "$SLUICE_VERIFIER"; do
+	[ -x "$b" ] || { fail setup "missing $b"; finish; }
+done
+
+check help bash -c "\"$SLUICE_VERIFIER\" --help | grep -q 'policy check FILE'"
+"$SLUICE_VERIFIER" --bogus >/dev/null 2>&1; [ $? -eq 2 ] && ok usage_exit_2 || fail usage_exit_2 "want exit 2"
+
+echo secret >"$T/tok"
+cat >"$T/good.json" <<EOF
+{"policy_id": "svc-1", "groups": [{"name": "g", "hosts": ["*"], "pcrs": {"sha256": [0, 15]},
+  "rootfs": ["sha256:$(printf '%064d' 1)"], "release": {"t": "tok"}}]}
+EOF
+check policy_check_good bash -c "\"$SLUICE_VERIFIER\" policy check \"$T/good.json\" >/dev/null"
+echo '{"groups": [{"name": "g", "hosts": ["*"], "pcrs": {"sha256": [0]}, "rootfs": [], "typo": 1}]}' >"$T/bad.json"
+out=$("$SLUICE_VERIFIER" policy check "$T/bad.json" 2>&1); rc=$?
+[ $rc -eq 1 ] && [[ "$out" == *'unknown key "typo"'* ]] && ok policy_check_bad || fail policy_check_bad "rc=$rc $out"
+
+# A transparency service (the verifier needs its key to start).
+mkdir -p "$T/trust"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/k.pem" 2>/dev/null
+openssl pkey -in "$T/k.pem" -pubout -out "$T/trust/k.pem" 2>/dev/null
+TSP=$(free_port)
+"$SLUICE_TS" --listen 127.0.0.1:$TSP --state "$T/ts" --trust-dir "$T/trust" --log-level warn >"$T/ts.log" 2>&1 &
+track_pid $!
+wait_port $TSP 10 || { fail setup "sluice-ts: $(cat "$T/ts.log")"; finish; }
+curl -sf "http://127.0.0.1:$TSP/.well-known/scitt-keys" -o "$T/ts.keys" || { fail setup "ts keys"; finish; }
+
+cp "$T/good.json" "$T/policy.json"
+VP=$(free_port); V=http://127.0.0.1:$VP
+"$SLUICE_VERIFIER" --listen 127.0.0.1:$VP --state "$T/v" --policy "$T/policy.json" --ts "http://127.0.0.1:$TSP" \
+	--ts-key "$T/ts.keys" --threads 2 --queue 1 --max-body 4096 >"$T/v.log" 2>&1 &
+VPID=$!
+track_pid $VPID
+wait_port $VP 10 || { fail setup "sluice-verifier: $(cat "$T/v.log")"; finish; }
+[ -s "$T/v/verifier.pub.pem" ] && [ "$(stat -c %a "$T/v/verifier-key.pem")" = 600 ] && ok key_created_0600 \
+	|| fail key_created_0600 "$(ls -l "$T/v")"
+check key_endpoint bash -c "curl -sf '$V/v1/key' | cmp -s - '$T/v/verifier.pub.pem'"
+
+status() { curl -s -o "$T/body" -w '%{http_code}' "$@"; }
+[ "$(status "$V/v1/hosts/nobody")" = 404 ] && grep -q host.unknown "$T/body" && ok hosts_404 || fail hosts_404 "$(cat "$T/body")"
+[ "$(status -X POST -d '{"host_id":"nobody"}' "$V/v1/challenge")" = 404 ] && ok challenge_unenrolled_404 || fail challenge_unenrolled_404 "$(cat "$T/body")"
+[ "$(status -X POST -d 'not json' "$V/v1/attest")" = 400 ] && ok malformed_400 || fail malformed_400 "$(cat "$T/body")"
+[ "$(status -X POST -d '{"host_id":"x","evidence":"AAAA","statement":"","receipt":""}' "$V/v1/attest")" = 400 ] \
+	&& grep -q evidence.malformed "$T/body" && ok evidence_malformed_400 || fail evidence_malformed_400 "$(cat "$T/body")"
+[ "$(status -X POST -d '{"host_id":"x","ek_public":"!!","ak_public":"AAAA"}' "$V/v1/enroll")" = 400 ] && ok enroll_bad_b64_400 \
+	|| fail enroll_bad_b64_400 "$(cat "$T/body")"
+[ "$(status -X POST -d '{"enroll_id":"00000000000000000000000000000000","secret":"AAAA"}' "$V/v1/enroll/finish")" = 404 ] \
+	&& ok enroll_finish_unknown_404 || fail enroll_finish_unknown_404 "$(cat "$T/body")"
+[ "$(head -c 5000 /dev/zero | status -X POST --data-binary @- "$V/v1/attest")" = 413 ] && ok body_limit_413 || fail body_limit_413 "$(cat "$T/body")"
+[ "$(status -X DELETE "$V/v1/attest")" = 405 ] && ok method_405 || fail method_405 "$(cat "$T/body")"
+
+# The queue bound: one request held open mid-body fills --queue 1; the next gets 503 + Retry-After.
+exec 7<>/dev/tcp/127.0.0.1/$VP
+printf 'POST /v1/attest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{' >&7
+sleep 0.3
+code=$(curl -s -D "$T/hdr" -o "$T/body" -w '%{http_code}' "$V/metrics")
+if [ "$code" = 503 ] && grep -qi '^Retry-After: 1' "$T/hdr"; then ok queue_full_503_retry_after; else fail queue_full_503_retry_after "got $code"; fi
+exec 7>&-
+sleep 0.3
+m=$(curl -s "$V/metrics")
+[[ "$m" == *"sluice_verifier_rejected_busy_total 1"* ]] && ok metrics_after_queue || fail metrics_after_queue "$m"
+
+# SIGHUP: a bad file is rejected and the old policy kept; a good one is taken.
+cp "$T/bad.json" "$T/policy.json"; kill -HUP $VPID; sleep 0.3
+grep -q 'policy reload rejected, keeping the old policy' "$T/v.log" && ok sighup_bad_policy_kept || fail sighup_bad_policy_kept "$(tail -n 3 "$T/v.log")"
+sed 's/svc-1/svc-2/' "$T/good.json" >"$T/policy.json"; kill -HUP $VPID; sleep 0.3
+grep -q 'policy reloaded (svc-2)' "$T/v.log" && ok sighup_good_policy || fail sighup_good_policy "$(tail -n 3 "$T/v.log")"
+kill $VPID; wait $VPID; rc=$?
+[ $rc -eq 0 ] && ok clean_stop || fail clean_stop "rc=$rc"
+finish
