@@ -153,5 +153,11 @@ rc=$?
 [ $rc -eq 0 ] && [ "$(wc -l <"$TMP/s3")" = 5 ] && [ "$(j "$TMP/s3" 9 'r["result"]')" = '{}' ] && ok malformed_input_survives ||
 	fail malformed_input_survives "rc=$rc $(cat "$TMP/s3")"
 
+# ---- the demo step (examples/stock-price/demo-step.sh), as make demo runs it -----------------
+if SLUICE=$SLUICE RUN_DIR=$RUN CRED_DIR=$CRED VERIFIER_KEY=$VKEY_PUB TS_URL=$TS_URL TS_KEY=$TS_KEY HOST_ID=$HOST \
+	TCTI=$TCTI WORK=$TMP/demo bash "$TOP/examples/stock-price/demo-step.sh" >"$TMP/demo.out" 2>&1 &&
+	grep -q "price: INTC 24.31 USD" "$TMP/demo.out"; then ok demo_step
+else fail demo_step "$(tr '\n' '|' <"$TMP/demo.out")"; fi
+
 check help_works quiet "$SLUICE" tools --help
 finish
