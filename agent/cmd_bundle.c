@@ -227,7 +227,7 @@ static int statement_verify(const char *path, const char *keyfile, const char *p
 			goto out;
 		}
 	}
-	printf("ok statement %s: signature verifies%s\n", path, preimage ? ", payload is the hash of the preimage" : "");
+	printf("verified statement %s: signature verifies%s\n", path, preimage ? ", payload is the hash of the preimage" : "");
 	rc = 0;
 out:
 	free(b);
@@ -339,18 +339,18 @@ static int receipt_verify(const char *stmt_path, const char *rcpt_path, const ch
 		e = bundle_receipt_verify(rs[i].ptr, rs[i].len, s, sl, key ? bundle_keyset_get(ks, 0) : NULL,
 					  key ? NULL : ks, &info);
 		if (e) {
-			printf("not ok receipt %zu: %s (%s)\n", i, bundle_strerror(e), bundle_last_cause());
+			printf("FAILED receipt %zu: %s (%s)\n", i, bundle_strerror(e), bundle_last_cause());
 			bad++;
 			continue;
 		}
 		char root[65];
 		agent_hex(info.root, 32, root);
 		if (info.vds == 1)
-			printf("ok receipt %zu: vds 1 (RFC9162_SHA256) %s, leaf %llu of %llu, root %s\n", i,
+			printf("verified receipt %zu: vds 1 (RFC9162_SHA256) %s, leaf %llu of %llu, root %s\n", i,
 			       alg_name(info.alg), (unsigned long long)info.leaf_index, (unsigned long long)info.tree_size,
 			       root);
 		else
-			printf("ok receipt %zu: vds 2 (CCF_LEDGER_SHA256) %s, %zu path steps, root %s\n", i,
+			printf("verified receipt %zu: vds 2 (CCF_LEDGER_SHA256) %s, %zu path steps, root %s\n", i,
 			       alg_name(info.alg), info.path_len, root);
 	}
 	rc = bad ? 1 : 0;
@@ -428,7 +428,7 @@ static void note(struct audit *a, int ok, const char *check, const char *fmt, ..
 		json_object_set_new(o, "detail", json_string(msg));
 		json_array_append_new(a->log, o);
 	} else {
-		printf("%s %s: %s\n", ok ? "ok" : "FAIL", check, msg);
+		printf("%-4s %s: %s\n", ok ? "pass" : "FAIL", check, msg);
 	}
 }
 
