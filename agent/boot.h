@@ -78,6 +78,7 @@ double boot_backoff(unsigned attempt, double base, double max, double u);
 void boot_console_setup(void);              /* PID 1: fds 0-2 on /dev/console, /dev/kmsg for logs */
 void boot_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int boot_mount_api(char *why, size_t whylen); /* proc, sysfs, devtmpfs, securityfs, /run (if missing) */
+/* Mount cfg->root read-only on cfg->sysroot: 0 mounted, 1 it already was (hook mode), -1 why. */
 int boot_mount_root(const struct boot_cfg *cfg, char *why, size_t whylen);
 int boot_is_mountpoint(const char *path);
 /* Check, then delete the initramfs, move /dev /proc /sys /run, chroot, exec init. Returns only

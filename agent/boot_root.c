@@ -115,7 +115,7 @@ int boot_mount_root(const struct boot_cfg *cfg, char *why, size_t whylen)
 		return -1;
 	}
 	if (boot_is_mountpoint(cfg->sysroot))
-		return 0; /* hook mode: the initramfs framework mounted it */
+		return 1; /* hook mode: the initramfs framework mounted it */
 	while (stat(cfg->root, &st) != 0 || !S_ISBLK(st.st_mode)) {
 		if (waited >= cfg->root_wait * 20) {
 			seterr(why, whylen, "root device %s did not appear within %d s", cfg->root, cfg->root_wait);

@@ -502,12 +502,19 @@ int cmd_boot(int argc, char **argv)
 		 cfg->ts, cfg->pcr, cfg->budget, boot_fail_name(cfg->fail));
 
 	t0 = agent_now();
-	if (boot_mount_root(cfg, why, sizeof why) != 0) {
-		char tmp[WHY_MAX];
-		snprintf(tmp, sizeof tmp, "mount: %s", why);
-		return refuse(cfg, cfg->fail == BOOT_FAIL_RETRY ? BOOT_FAIL_HALT : cfg->fail, pid1, no_action, 1, tmp);
+	{
+		int m = boot_mount_root(cfg, why, sizeof why);
+		if (m < 0) {
+			char tmp[WHY_MAX];
+			snprintf(tmp, sizeof tmp, "mount: %s", why);
+			return refuse(cfg, cfg->fail == BOOT_FAIL_RETRY ? BOOT_FAIL_HALT : cfg->fail, pid1, no_action, 1,
+				      tmp);
+		}
+		if (m > 0)
+			boot_say("mount ok (%.2fs) %s was already mounted", agent_now() - t0, cfg->sysroot);
+		else
+			boot_say("mount ok (%.2fs) %s on %s read-only", agent_now() - t0, cfg->root, cfg->sysroot);
 	}
-	boot_say("mount ok (%.2fs) %s on %s read-only", agent_now() - t0, cfg->root, cfg->sysroot);
 
 	for (;;) {
 		double left = cfg->budget - (agent_now() - t_start);
