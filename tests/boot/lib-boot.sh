@@ -18,6 +18,11 @@
 #   boot_console NAME               print the guest console, each line prefixed "# "
 #   boot_expect NAME CASE PATTERN   ok CASE if the console matches the (grep -E) pattern, else
 #                                   not ok + the console
+# tests/run.sh runs every tests/boot/*.sh: run directly, this library only says what it is.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	echo "# lib-boot.sh: helpers sourced by the boot tests, the demo and bench/boot.sh"
+	exit 0
+fi
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-240}
 : "${TOP:?source tests/lib.sh first}"
 
