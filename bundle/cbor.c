@@ -169,7 +169,7 @@ enum bundle_err cr_head(struct cr *r, struct cr_item *it)
 		res = cbor_stream_decode(r->p, avail, &head_cbs, &ctx);
 	}
 	if (res.status != CBOR_DECODER_FINISHED || ctx.bad)
-		return bundle_fail(BUNDLE_ERR_CBOR, "%s at offset byte 0x%02x",
+		return bundle_fail(BUNDLE_ERR_CBOR, "%s (item starting with 0x%02x)",
 				   res.status == CBOR_DECODER_NEDATA ? "truncated CBOR" : "malformed CBOR", ib);
 	if (it->type == CR_BSTR || it->type == CR_TSTR) {
 		if (it->len > avail - hl || res.read != hl + it->len || it->ptr != r->p + hl)
