@@ -5,19 +5,27 @@
 # and answered with the price and its receipt; then the receipt is verified offline.
 #
 # Run after an attestation left its outputs (verdict, verdict statement, verdict receipt in
-# RUN_DIR, the released credential stock-quote-token in CRED_DIR). Environment:
+# RUN_DIR, the released credential in CRED_DIR). Environment:
 #   SLUICE        sluice binary (default: $BUILD/sluice, BUILD defaults to build)
-#   RUN_DIR       default /run/sluice
-#   CRED_DIR      default /run/credentials/@initrd (must hold stock-quote-token)
+#   RUN_DIR       default DEMO_OUT if set, else /run/sluice
+#   CRED_DIR      default /run/credentials/@initrd
+#   CRED_NAME     the released credential the tool presents (default stock-quote-token)
 #   VERIFIER_KEY  pinned verifier public key            (required)
 #   TS_URL        transparency service for the call     (required)
 #   TS_KEY        pinned transparency service key       (required)
 #   HOST_ID       this host's id as enrolled            (required)
-#   TCTI          TPM holding the statement key         (default device:/dev/tpmrm0)
+#   TCTI          TPM holding the statement key (default: TPM_STATE's swtpm, else device:/dev/tpmrm0)
+#   TOOL          tool name (default: the verdict's allowed tool containing "stock", else stock_price)
 #   SYMBOL        default INTC
 #   QUOTE_PORT    use a quote service already listening on 127.0.0.1:QUOTE_PORT instead of
 #                 starting examples/stock-price/quote_service.py on a free port
 #   WORK          scratch directory (default: a new temp dir, removed at the end unless KEEP=1)
+#
+# Inside `make demo` (examples/demo.sh sets DEMO_DIR, DEMO_OUT, TPM_STATE, SLUICE, TS_URL, TS_KEY,
+# VERIFIER_KEY, HOST_ID) the step runs on the host with what the guest left: RUN_DIR is DEMO_OUT,
+# the guest's TPM state is started with swtpm/start.sh for the statement key, and -- the guest's
+# credentials never leave the guest -- the verifier's copy of the released credential
+# (DEMO_DIR/world/release/) stands in for it. That shortcut exists only in this demo script.
 # Exit status 0 when the price came back with a receipt that verifies.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,33 +33,87 @@ top=$(cd "$here/../.." && pwd)
 BUILD=${BUILD:-build}
 case "$BUILD" in /*) ;; *) BUILD=$top/$BUILD ;; esac
 SLUICE=${SLUICE:-$BUILD/sluice}
-RUN_DIR=${RUN_DIR:-/run/sluice}
+RUN_DIR=${RUN_DIR:-${DEMO_OUT:-/run/sluice}}
 CRED_DIR=${CRED_DIR:-/run/credentials/@initrd}
-TCTI=${TCTI:-device:/dev/tpmrm0}
+CRED_NAME=${CRED_NAME:-stock-quote-token}
 SYMBOL=${SYMBOL:-INTC}
 for v in VERIFIER_KEY TS_URL TS_KEY HOST_ID; do
 	[ -n "${!v:-}" ] || { echo "demo-step: $v is required (see the header of $0)" >&2; exit 2; }
 done
 WORK=${WORK:-$(mktemp -d /tmp/sluice-stock.XXXXXX)}
 mkdir -p "$WORK/tools.d"
-qpid=
+qpid='' tpmdir=''
 cleanup() {
 	[ -n "$qpid" ] && kill "$qpid" 2>/dev/null
+	[ -n "$tpmdir" ] && "$top/swtpm/stop.sh" "$tpmdir" >/dev/null 2>&1
 	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
 say() { printf '  %s\n' "$*"; }
 
 echo "== LLM tool access: stock_price through the sluice gateway"
+
+# The TPM with the statement key: TCTI, or the guest's TPM state (demo), else the local TPM.
+if [ -z "${TCTI:-}" ] && [ -n "${TPM_STATE:-}" ]; then
+	d=$(dirname "$TPM_STATE")
+	if [ -e "$d/swtpm.pid" ] && kill -0 "$(cat "$d/swtpm.pid")" 2>/dev/null && [ -s "$d/tcti" ]; then
+		TCTI=$(cat "$d/tcti")
+	else
+		TCTI=$("$top/swtpm/start.sh" "$d") || { echo "demo-step: cannot start swtpm on $d" >&2; exit 1; }
+		tpmdir=$d
+	fi
+	say "TPM: the guest's TPM state $TPM_STATE ($TCTI)"
+fi
+TCTI=${TCTI:-device:/dev/tpmrm0}
+
+# The tool name the verdict allows (stock_price, or a variant such as stock-price).
+if [ -z "${TOOL:-}" ]; then
+	TOOL=$(python3 -c '
+import sys
+# the verdict claim "sluice.tools": [tstr...] (a small CBOR walk; no CBOR module needed)
+b = open(sys.argv[1], "rb").read()
+i = b.find(b"\x6csluice.tools")
+name = "stock_price"
+if i >= 0 and 0x80 <= b[i + 13] <= 0x97:
+    j = i + 14
+    for _ in range(b[i + 13] - 0x80):
+        n, j = (b[j] - 0x60, j + 1) if b[j] < 0x78 else (b[j + 1], j + 2)
+        t = b[j:j + n].decode(errors="replace")
+        j += n
+        if "stock" in t:
+            name = t
+            break
+print(name)
+' "$RUN_DIR/verdict.cose")
+fi
+
+# The released credential the tool presents.
+if [ ! -r "$CRED_DIR/$CRED_NAME" ] && [ -n "${DEMO_DIR:-}" ] && [ -d "$DEMO_DIR/world/release" ]; then
+	f=$(ls "$DEMO_DIR/world/release" | head -n 1)
+	mkdir -p "$WORK/cred"
+	cp "$DEMO_DIR/world/release/$f" "$WORK/cred/$f"
+	chmod 0400 "$WORK/cred/$f"
+	CRED_DIR=$WORK/cred CRED_NAME=$f
+	say "credential: '$f' was released into the guest; the host uses the verifier's copy (demo only)"
+fi
+[ -r "$CRED_DIR/$CRED_NAME" ] || { echo "demo-step: no released credential $CRED_DIR/$CRED_NAME" >&2; exit 1; }
+
 if [ -z "${QUOTE_PORT:-}" ]; then
 	QUOTE_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 	python3 "$here/quote_service.py" --port "$QUOTE_PORT" --csv "$here/prices.csv" \
-		--token-file "$CRED_DIR/stock-quote-token" 2>"$WORK/quote.log" &
+		--token-file "$CRED_DIR/$CRED_NAME" 2>"$WORK/quote.log" &
 	qpid=$!
 	for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$QUOTE_PORT") 2>/dev/null && break; sleep 0.05; done
-	say "quote service on 127.0.0.1:$QUOTE_PORT (demands the released credential stock-quote-token)"
+	say "quote service on 127.0.0.1:$QUOTE_PORT (demands the released credential $CRED_NAME)"
 fi
-sed "s/127.0.0.1:8931/127.0.0.1:$QUOTE_PORT/" "$here/stock_price.json" >"$WORK/tools.d/stock_price.json"
+python3 -c '
+import json, sys
+src, dst, tool, cred, port = sys.argv[1:]
+d = json.load(open(src))
+d["name"], d["credential"] = tool, cred
+d["http"]["url"] = d["http"]["url"].replace("127.0.0.1:8931", "127.0.0.1:" + port)
+json.dump(d, open(dst, "w"), indent=1)
+' "$here/stock_price.json" "$WORK/tools.d/stock_price.json" "$TOOL" "$CRED_NAME" "$QUOTE_PORT" || exit 1
 
 opts=(--tools-dir "$WORK/tools.d" --run-dir "$RUN_DIR" --cred-dir "$CRED_DIR" --verifier-key "$VERIFIER_KEY"
 	--ts-key "$TS_KEY" --ts "$TS_URL" --host-id "$HOST_ID" --tcti "$TCTI" --journal "$WORK/tools.journal"
@@ -63,12 +125,12 @@ printf '%s\n' \
 	'{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"demo","version":"1"}}}' \
 	'{"jsonrpc":"2.0","method":"notifications/initialized"}' \
 	'{"jsonrpc":"2.0","id":1,"method":"tools/list"}' \
-	"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":\"stock_price\",\"arguments\":{\"symbol\":\"$SYMBOL\"}}}" |
+	"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":\"$TOOL\",\"arguments\":{\"symbol\":\"$SYMBOL\"}}}" |
 	timeout 60 "$SLUICE" tools serve "${opts[@]}" >"$WORK/session.jsonl" 2>"$WORK/gateway.log"
 
-python3 - "$WORK" <<'EOF'
+python3 -c '
 import base64, json, sys
-work = sys.argv[1]
+work, tool = sys.argv[1], sys.argv[2]
 ans = {}
 for line in open(work + "/session.jsonl"):
     r = json.loads(line)
@@ -78,22 +140,22 @@ print("  tools/list: %s" % (", ".join(tools) or "(none: the gateway is locked)")
 r = ans.get(2, {})
 if "error" in r:
     e = r["error"]
-    print("  tools/call stock_price refused: %s (%s)" % (e["message"], e.get("data", {}).get("reason", "")))
+    print("  tools/call %s refused: %s (%s)" % (tool, e["message"], e.get("data", {}).get("reason", "")))
     sys.exit(1)
 res = r["result"]
 text = res["content"][0]["text"]
 if res.get("isError"):
-    print("  tools/call stock_price failed: %s" % text)
+    print("  tools/call %s failed: %s" % (tool, text))
     sys.exit(1)
 q = json.loads(text)
 meta = res["_meta"]
+print("  tools/call %s {\"symbol\": \"%s\"}" % (tool, q["symbol"]))
 print("  price: %s %s %s (as of %s)" % (q["symbol"], q["price"], q.get("currency", ""), q.get("as_of", "")))
-print("  receipt: entry %s, %d bytes, base64 %s..." % (meta["sluice/entryId"], len(base64.b64decode(meta["sluice/receipt"])),
-                                                   meta["sluice/receipt"][:48]))
-open(work + "/call.receipt", "wb").write(base64.b64decode(meta["sluice/receipt"]))
+rcpt = base64.b64decode(meta["sluice/receipt"])
+print("  receipt: entry %s, %d bytes, base64 %s..." % (meta["sluice/entryId"], len(rcpt), meta["sluice/receipt"][:48]))
+open(work + "/call.receipt", "wb").write(rcpt)
 open(work + "/call.statement", "wb").write(base64.b64decode(meta["sluice/statement"]))
-EOF
-[ $? -eq 0 ] || { sed 's/^/  gateway: /' "$WORK/gateway.log" >&2; exit 1; }
+' "$WORK" "$TOOL" || { sed 's/^/  gateway: /' "$WORK/gateway.log" >&2; exit 1; }
 
 if "$SLUICE" receipt verify --statement "$WORK/call.statement" --receipt "$WORK/call.receipt" --keyset "$TS_KEY" >/dev/null 2>&1; then
 	say "sluice receipt verify: the call's receipt verifies under the pinned transparency service key"

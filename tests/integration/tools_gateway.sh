@@ -6,6 +6,7 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/tools_env.bash"
 
+quiet() { "$@" >/dev/null 2>&1; }
 tools_env_setup || { fail setup "could not set up swtpm / sluice-ts / quote service"; finish; }
 
 INIT='{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"tools_gateway.sh","version":"1"}}}'
@@ -59,7 +60,7 @@ j "$TMP/s1" 2 'r["result"]["_meta"]["sluice/receipt"]' | base64 -d >"$TMP/call.r
 j "$TMP/s1" 2 'r["result"]["_meta"]["sluice/statement"]' | base64 -d >"$TMP/call.statement"
 [ -s "$TMP/call.receipt" ] && [ -n "$(j "$TMP/s1" 2 'r["result"]["_meta"]["sluice/entryId"]')" ] &&
 	ok call_has_receipt_and_entry || fail call_has_receipt_and_entry "$(j "$TMP/s1" 2 'r["result"].get("_meta")')"
-check receipt_verifies "$SLUICE" receipt verify --statement "$TMP/call.statement" --receipt "$TMP/call.receipt" \
+check receipt_verifies quiet "$SLUICE" receipt verify --statement "$TMP/call.statement" --receipt "$TMP/call.receipt" \
 	--keyset "$TS_KEY"
 curl -sf "$TS_URL/entries/$(j "$TMP/s1" 2 'r["result"]["_meta"]["sluice/entryId"]')/statement" -o "$TMP/logged.statement" &&
 	cmp -s "$TMP/logged.statement" "$TMP/call.statement" && ok entry_id_names_the_logged_statement ||
@@ -141,7 +142,6 @@ if [ $rc -eq 0 ] && [ "$(grep -c ' receipt ok$' <<<"$out")" = 3 ] && grep -q 'st
 else fail audit_verifies_calls "rc=$rc: $out"; fi
 cp "$TMP/journal" "$TMP/journal.bad"
 sed -i 's/"INTC"/"AMD"/' "$TMP/journal.bad"
-quiet() { "$@" >/dev/null 2>&1; }
 check_fails audit_detects_edit quiet "$SLUICE" tools audit --journal "$TMP/journal.bad" --ts-key "$TS_KEY" --config /dev/null
 check_fails audit_wrong_ts_key quiet "$SLUICE" tools audit --journal "$TMP/journal" --ts-key "$TS2_KEY" --config /dev/null
 
@@ -158,6 +158,15 @@ if SLUICE=$SLUICE RUN_DIR=$RUN CRED_DIR=$CRED VERIFIER_KEY=$VKEY_PUB TS_URL=$TS_
 	TCTI=$TCTI WORK=$TMP/demo bash "$TOP/examples/stock-price/demo-step.sh" >"$TMP/demo.out" 2>&1 &&
 	grep -q "price: INTC 24.31 USD" "$TMP/demo.out"; then ok demo_step
 else fail demo_step "$(tr '\n' '|' <"$TMP/demo.out")"; fi
+# the same step as examples/demo.sh runs it: the guest's outputs, TPM state and the demo world
+mkdir -p "$TMP/demo-world/world/release"
+cp "$CRED/stock-quote-token" "$TMP/demo-world/world/release/tool-token"
+tools_env_verdict "$TMP/run-demo" --tools stock-price >/dev/null
+if DEMO_DIR=$TMP/demo-world DEMO_OUT=$TMP/run-demo SLUICE=$SLUICE TS_URL=$TS_URL TS_KEY=$TS_KEY VERIFIER_KEY=$VKEY_PUB \
+	TPM_STATE=$TMP/tpm/state HOST_ID=$HOST CRED_DIR=$TMP/no-such-dir WORK=$TMP/demo2 \
+	bash "$TOP/examples/stock-price/demo-step.sh" >"$TMP/demo2.out" 2>&1 &&
+	grep -q "tools/call stock-price" "$TMP/demo2.out" && grep -q "price: INTC 24.31 USD" "$TMP/demo2.out"; then ok demo_step_in_make_demo
+else fail demo_step_in_make_demo "$(tr '\n' '|' <"$TMP/demo2.out")"; fi
 
 check help_works quiet "$SLUICE" tools --help
 finish

@@ -16,6 +16,7 @@ fi
 ok npm_ci
 
 tools_env_setup || { fail setup "could not set up swtpm / sluice-ts / quote service"; finish; }
+quiet() { "$@" >/dev/null 2>&1; }
 args_json() { python3 -c 'import json,sys; print(json.dumps(sys.argv[1:]))' $(tools_env_opts "$1"); }
 
 RUN=$TMP/run-good
@@ -24,7 +25,7 @@ mkdir -p "$TMP/out"
 SLUICE="$SLUICE" SLUICE_ARGS="$(args_json "$RUN")" OUT_DIR="$TMP/out" timeout 60 node "$MCP/client.mjs" 2>"$TMP/client.err"
 rc=$?
 [ $rc -eq 0 ] || echo "# client rc=$rc: $(tail -n 5 "$TMP/client.err")"
-check sdk_receipt_verifies "$SLUICE" receipt verify --statement "$TMP/out/call.statement" --receipt "$TMP/out/call.receipt" \
+check sdk_receipt_verifies quiet "$SLUICE" receipt verify --statement "$TMP/out/call.statement" --receipt "$TMP/out/call.receipt" \
 	--keyset "$TS_KEY"
 
 mkdir -p "$TMP/run-none"
