@@ -199,6 +199,9 @@ struct quote_cfg {
 };
 
 enum quote_err quote_ctx_new(const struct quote_cfg *cfg, struct quote_ctx **ret);
+/* The same, and when opening fails diag (may be NULL) gets the reason: detail = "cannot open
+ * TCTI ...: <Tss2_RC_Decode text>", cause = the TSS2_RC. */
+enum quote_err quote_ctx_new_diag(const struct quote_cfg *cfg, struct quote_ctx **ret, struct quote_diag *diag);
 /* Flushes anything transient still loaded, closes the TCTI. */
 void quote_ctx_free(struct quote_ctx *ctx);
 /* Last failure in this context: the raw TSS2_RC (0 if none or not a TSS error), and a line
