@@ -213,6 +213,10 @@ enum tools_err tools_scrapi_register(const struct tools_call_cfg *cfg, const uin
 int tools_call_verify(const char *ts_key, const uint8_t *statement, size_t statement_len,
 		      const uint8_t *receipt, size_t receipt_len, char *why, size_t whylen);
 
+/* The call statement's payload (deterministic CBOR, see tools_receipt.c); malloc'd. 0 or -1. */
+int tools_call_payload(const char *tool, const uint8_t args_sha256[32], const uint8_t verdict_sha256[32],
+		       const char *host, int64_t when, uint8_t **ret, size_t *ret_len);
+
 /* Does the statement's payload say exactly this call (tool, argument hash, verdict hash,
  * time; host from its CWT issuer)? 0 or -1 with why. Used by `sluice tools audit`. */
 int tools_call_statement_matches(const uint8_t *stmt, size_t len, const char *tool, const uint8_t args_sha256[32],

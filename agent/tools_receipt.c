@@ -332,3 +332,14 @@ int tools_call_statement_matches(const uint8_t *stmt, size_t len, const char *to
 	}
 	return 0;
 }
+
+int tools_call_payload(const char *tool, const uint8_t args_sha256[32], const uint8_t verdict_sha256[32],
+		       const char *host, int64_t when, uint8_t **ret, size_t *ret_len)
+{
+	struct cbuf c = {0};
+	if (call_payload(&c, tool, args_sha256, verdict_sha256, host, when) != 0 || !(*ret = malloc(c.n)))
+		return -1;
+	memcpy(*ret, c.b, c.n);
+	*ret_len = c.n;
+	return 0;
+}
