@@ -444,6 +444,7 @@ static void audit_usage(FILE *f)
 		   "  certify       the statement key is certified by the AK (TPM2_Certify, nonce bound)\n"
 		   "  quote         the TPM quote: AK signature, nonce, PCR selection and digest of the PCR\n"
 		   "                values in the evidence\n"
+		   "  eventlog      the firmware and sluice event logs replay onto those PCR values\n"
 		   "  receipt       receipt.cose proves the statement is in the transparency log (--ts-key)\n"
 		   "  verdict       verdict.cose is signed by the verifier (--verifier-key), binds this\n"
 		   "                statement and nonce; its status and validity window are reported\n"
@@ -452,6 +453,35 @@ static void audit_usage(FILE *f)
 		   "Keys: PEM, DER, COSE_Key, COSE_KeySet, JWK (set) or CCF trust store JSON.\n"
 		   "Exit 0 when every check passes (and, with --require-affirming, the verdict is\n"
 		   "affirming); 1 otherwise; 2 on usage errors.\n");
+}
+
+/* The firmware TCG log and the sluice log replay onto the PCR values in the evidence. */
+static void audit_logs(struct audit *a, const struct bundle_evidence *ev, const struct quote_pcr_values *v)
+{
+	struct quote_eventlog *tcg = NULL;
+	struct quote_slog *slog = NULL;
+	struct quote_diag diag;
+	enum quote_err qe = QUOTE_OK;
+
+	memset(&diag, 0, sizeof diag);
+	if (ev->fw_eventlog.len && (qe = quote_eventlog_parse(ev->fw_eventlog.ptr, ev->fw_eventlog.len, &tcg, &diag)) != QUOTE_OK) {
+		note(a, 0, "eventlog", "firmware event log: %s: %s", quote_strerror(qe), diag.detail);
+		goto out;
+	}
+	if (ev->sluice_eventlog.len &&
+	    (qe = quote_slog_parse(ev->sluice_eventlog.ptr, ev->sluice_eventlog.len, &slog, &diag)) != QUOTE_OK) {
+		note(a, 0, "eventlog", "sluice event log: %s: %s", quote_strerror(qe), diag.detail);
+		goto out;
+	}
+	qe = quote_replay_check(tcg, slog, v, &diag);
+	if (qe == QUOTE_OK)
+		note(a, 1, "eventlog", "%zu firmware and %zu sluice events replay onto the quoted PCRs",
+		     tcg ? quote_eventlog_count(tcg) : 0, slog ? quote_slog_count(slog) : 0);
+	else
+		note(a, 0, "eventlog", "%s: %s", quote_strerror(qe), diag.detail);
+out:
+	quote_eventlog_free(tcg);
+	quote_slog_free(slog);
 }
 
 static int audit_quote(struct audit *a, const struct bundle_evidence *ev)
@@ -489,6 +519,7 @@ static int audit_quote(struct audit *a, const struct bundle_evidence *ev)
 			  ev->quote_sig.len, ev->nonce.ptr, ev->nonce.len, v, &qi, &diag);
 	note(a, qe == QUOTE_OK, "quote", "%s%s%s", qe == QUOTE_OK ? "AK signature, nonce and PCR digest verify" : quote_strerror(qe),
 	     diag.detail[0] ? ": " : "", diag.detail);
+	audit_logs(a, ev, v);
 	free(v);
 	return qe == QUOTE_OK;
 }

@@ -48,11 +48,11 @@ fi
 audit() { "$SLUICE" audit "$TMP/$1.tar" --ts-key "$TMP/ts.pem" --verifier-key "$TMP/verifier.pem" "${@:2}"; }
 
 out=$(audit good 2>&1); rc=$?
-if [ $rc -eq 0 ] && [ "$(grep -c '^pass ' <<<"$out")" -eq 8 ] && ! grep -q '^FAIL' <<<"$out"; then
-	ok audit_good_bundle_passes_8_checks
-else fail audit_good_bundle_passes_8_checks "rc=$rc $(tr '\n' '|' <<<"$out")"; fi
+if [ $rc -eq 0 ] && [ "$(grep -c '^pass ' <<<"$out")" -eq 9 ] && ! grep -q '^FAIL' <<<"$out"; then
+	ok audit_good_bundle_passes_9_checks
+else fail audit_good_bundle_passes_9_checks "rc=$rc $(tr '\n' '|' <<<"$out")"; fi
 out=$(audit good --require-affirming --json 2>&1); rc=$?
-"$PY" -c 'import json,sys; j=json.load(sys.stdin); assert j["ok"] and len(j["checks"])==8' <<<"$out" && [ $rc -eq 0 ] &&
+"$PY" -c 'import json,sys; j=json.load(sys.stdin); assert j["ok"] and len(j["checks"])==9' <<<"$out" && [ $rc -eq 0 ] &&
 	ok audit_json || fail audit_json "rc=$rc $out"
 # each fault fails its own check, and only that one
 expect_fail() { # variant check
@@ -62,6 +62,7 @@ expect_fail() { # variant check
 	else fail "audit_${1//-/_}" "rc=$rc, want exactly FAIL $2: $(tr '\n' '|' <<<"$out")"; fi
 }
 expect_fail bad-quote-pcr quote
+expect_fail bad-eventlog eventlog
 expect_fail bad-certify certify
 expect_fail wrong-verifier verdict
 expect_fail verdict-other-nonce verdict

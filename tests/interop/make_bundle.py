@@ -8,7 +8,7 @@ check in each faulty one.
 
 usage: make_bundle.py DIR
 writes DIR/ts.pem, DIR/verifier.pem, DIR/other.pem and DIR/<variant>.tar for every variant in
-VARIANTS (good, bad-quote-pcr, bad-certify, wrong-verifier, verdict-other-nonce,
+VARIANTS (good, bad-quote-pcr, bad-eventlog, bad-certify, wrong-verifier, verdict-other-nonce,
 verdict-other-statement, receipt-other-tree, traversal, index-mismatch).
 """
 import hashlib
@@ -31,7 +31,7 @@ SHA256 = 0x000B
 ECC, ECDSA, NULL_ALG, P256 = 0x0023, 0x0018, 0x0010, 0x0003
 FIXED_TPM, FIXED_PARENT, SDO, USER_AUTH, RESTRICTED, SIGN = 1 << 1, 1 << 4, 1 << 5, 1 << 6, 1 << 16, 1 << 18
 
-VARIANTS = ["good", "bad-quote-pcr", "bad-certify", "wrong-verifier", "verdict-other-nonce",
+VARIANTS = ["good", "bad-quote-pcr", "bad-eventlog", "bad-certify", "wrong-verifier", "verdict-other-nonce",
             "verdict-other-statement", "receipt-other-tree", "traversal", "index-mismatch"]
 
 
@@ -96,7 +96,15 @@ def build(variant, ts, verifier, other):
     ak_pub = tpmt_public(ak, FIXED_TPM | FIXED_PARENT | SDO | USER_AUTH | RESTRICTED | SIGN)
     sk_pub = tpmt_public(sk, FIXED_TPM | FIXED_PARENT | SDO | USER_AUTH | SIGN)
     nonce = os.urandom(32)
-    pcrs = {0: h(b"firmware"), 7: h(b"secure boot"), 15: h(b"rootfs")}
+    # sluice event log (CEL-style): one rootfs event extends PCR 15 with H(type_be32 || content);
+    # PCRs 0 and 7 have no events here, so they keep their reset value (zeros)
+    content = b"rootfs record"
+    event = h(struct.pack(">I", 1) + content)
+    pcrs = {0: bytes(32), 7: bytes(32), 15: h(bytes(32) + event)}
+    if variant == "bad-eventlog":
+        content = b"another rootfs record"
+    slog = cbor2.dumps([{0: 0, 1: 15, 2: [[SHA256, h(struct.pack(">I", 1) + content)]], 3: 1, 4: content}],
+                       canonical=True)
     quoted = dict(pcrs)
     if variant == "bad-quote-pcr":
         quoted[15] = h(b"another rootfs")
@@ -106,7 +114,7 @@ def build(variant, ts, verifier, other):
     cert = attest(0x8017, name(ak_pub), nonce, tpm2b(name(certified)) + tpm2b(name(certified)))
     evidence = cbor2.dumps({
         1: "py-host", 2: nonce, 3: tpm2b(ak_pub), 4: quote, 5: tpm_sign(ak, quote),
-        6: [[SHA256, i, pcrs[i]] for i in sorted(pcrs)], 7: b"", 8: b"\x80",
+        6: [[SHA256, i, pcrs[i]] for i in sorted(pcrs)], 7: b"", 8: slog,
         9: {1: h(b"root"), 2: "sha256", 3: 42, 4: 4096, 5: ["/proc", "/sys"]},
         10: tpm2b(sk_pub), 11: cert, 12: tpm_sign(ak, cert), 14: 1700000000}, canonical=True)
     skid = thumbprint(sk.public_key())
