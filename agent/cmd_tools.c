@@ -366,7 +366,7 @@ static int audit(int argc, char **argv)
 {
 	struct opts o = {0};
 	char why[1024] = "";
-	json_t *recs, *r, *out = NULL;
+	json_t *recs, *r, *out = NULL, *outcomes = NULL;
 	size_t i;
 	int rc, bad = 0;
 
@@ -379,6 +379,16 @@ static int audit(int argc, char **argv)
 	}
 	if (o.json)
 		out = json_array();
+	/* outcome records, by the seq of the call they close */
+	outcomes = json_object();
+	json_array_foreach(recs, i, r) {
+		const char *type = json_string_value(json_object_get(r, "type"));
+		char key[32];
+		if (!type || strcmp(type, "outcome") != 0 || !json_is_string(json_object_get(r, "result")))
+			continue;
+		snprintf(key, sizeof key, "%lld", (long long)json_integer_value(json_object_get(r, "call")));
+		json_object_set(outcomes, key, json_object_get(r, "result"));
+	}
 	json_array_foreach(recs, i, r) {
 		const char *type = json_string_value(json_object_get(r, "type"));
 		const char *st = json_string_value(json_object_get(r, "statement"));
@@ -392,17 +402,15 @@ static int audit(int argc, char **argv)
 		time_t t = (time_t)json_integer_value(json_object_get(r, "time"));
 		struct tm tm;
 		char ts[32];
-		size_t k;
-		json_t *x;
 
 		if (!type || strcmp(type, "call") != 0)
 			continue;
-		/* the outcome record that refers to this call, if any */
-		json_array_foreach(recs, k, x) {
-			const char *xt = json_string_value(json_object_get(x, "type"));
-			if (xt && strcmp(xt, "outcome") == 0 &&
-			    json_integer_value(json_object_get(x, "call")) == json_integer_value(json_object_get(r, "seq")))
-				outcome = json_string_value(json_object_get(x, "result"));
+		{
+			char key[32];
+			json_t *x;
+			snprintf(key, sizeof key, "%lld", (long long)json_integer_value(json_object_get(r, "seq")));
+			if ((x = json_object_get(outcomes, key)) != NULL)
+				outcome = json_string_value(x);
 		}
 		if (!st || !rc64 || !(sb = unb64(st, &sl)) || !(rb = unb64(rc64, &rl)))
 			snprintf(check, sizeof check, "statement or receipt missing or not base64");
@@ -447,6 +455,7 @@ static int audit(int argc, char **argv)
 		free(s);
 		json_decref(out);
 	}
+	json_decref(outcomes);
 	json_decref(recs);
 	return bad ? 1 : 0;
 }

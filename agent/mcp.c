@@ -273,7 +273,6 @@ static int answer(struct mcp_server *s, int out_fd, const char *msg, size_t len)
 
 	if (line) {
 		size_t n = strlen(line);
-		line[n] = '\0';
 		rc = write_all(out_fd, line, n);
 		if (rc == 0)
 			rc = write_all(out_fd, "\n", 1);
@@ -303,6 +302,8 @@ int mcp_serve(struct mcp_server *s, int in_fd, int out_fd)
 		}
 		if (r == 0) {
 			/* EOF: a last unterminated message is still served. */
+			if (len > 0 && buf[len - 1] == '\r')
+				len--;
 			if (!discarding && len > 0 && answer(s, out_fd, buf, len) != 0)
 				goto out;
 			rc = 0;

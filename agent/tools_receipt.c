@@ -5,7 +5,7 @@
  *    "host": tstr host id, "time": uint seconds since the epoch, "tool": tstr name,
  *    "verdict": bstr(32) SHA-256 of verdict.cose as stored}
  * COSE_Sign1 (attached payload) with protected {1: -7, 3: media type, 4: kid of the TPM
- * statement key, 15: {1: host id, 2: "tool:<name>", 6: time}}, signed by the TPM-resident
+ * statement key, 15: {1: "urn:sluice:host:<host id>", 2: "tool:<name>", 6: time}}, signed by the TPM-resident
  * statement key (TPM2_Sign over the SHA-256 of the Sig_structure). It is registered with the
  * SCRAPI service and the receipt verified against the pinned service key before returning. */
 #include "agent/tools.h"
@@ -22,6 +22,7 @@
 #include <string.h>
 
 #define MT_TOOL_CALL "application/vnd.sluice.tool-call+cbor"
+#define ISS_PREFIX "urn:sluice:host:" /* as the evidence statement of `sluice attest` */
 #define MAX_KEYFILE (256u << 10)
 
 int tools_args_sha256(const json_t *args, uint8_t out[32])
@@ -212,7 +213,7 @@ static enum tools_err sign_statement(const struct tools_call_cfg *cfg, const cha
 	struct bundle_cose_hdr hdr = {0};
 	uint8_t *der = NULL;
 	size_t der_len = 0;
-	char sub[200];
+	char sub[200], iss[300];
 	enum quote_err qe;
 	enum bundle_err be;
 	enum tools_err rc = TOOLS_ERR_SIGN;
@@ -246,8 +247,9 @@ static enum tools_err sign_statement(const struct tools_call_cfg *cfg, const cha
 	s.sign = tpm_sign;
 	s.ud = &ts;
 	snprintf(sub, sizeof sub, "tool:%s", tool);
+	snprintf(iss, sizeof iss, "%s%s", ISS_PREFIX, cfg->host_id);
 	hdr.content_type = MT_TOOL_CALL;
-	hdr.cwt_iss = cfg->host_id;
+	hdr.cwt_iss = iss;
 	hdr.cwt_sub = sub;
 	hdr.cwt_iat = when;
 	be = bundle_cose_sign1(&s, &hdr, payload->b, payload->n, 0, ret, ret_len);
@@ -319,12 +321,13 @@ int tools_call_statement_matches(const uint8_t *stmt, size_t len, const char *to
 		snprintf(why, whylen, "statement: %s (%s)", bundle_strerror(be), bundle_last_cause());
 		return -1;
 	}
-	if (!c.cwt_iss.ptr || c.cwt_iss.len >= sizeof host || !c.payload.ptr) {
-		snprintf(why, whylen, "statement has no issuer or no payload");
+	if (!c.cwt_iss.ptr || c.cwt_iss.len <= strlen(ISS_PREFIX) || c.cwt_iss.len - strlen(ISS_PREFIX) >= sizeof host ||
+	    memcmp(c.cwt_iss.ptr, ISS_PREFIX, strlen(ISS_PREFIX)) != 0 || !c.payload.ptr) {
+		snprintf(why, whylen, "statement has no %s... issuer or no payload", ISS_PREFIX);
 		return -1;
 	}
-	memcpy(host, c.cwt_iss.ptr, c.cwt_iss.len);
-	host[c.cwt_iss.len] = '\0';
+	memcpy(host, c.cwt_iss.ptr + strlen(ISS_PREFIX), c.cwt_iss.len - strlen(ISS_PREFIX));
+	host[c.cwt_iss.len - strlen(ISS_PREFIX)] = '\0';
 	if (!tool || call_payload(&want, tool, args_sha256, verdict_sha256, host, when) != 0 ||
 	    want.n != c.payload.len || memcmp(want.b, c.payload.ptr, want.n) != 0) {
 		snprintf(why, whylen, "statement does not describe this call (tool, arguments, verdict or time differ)");

@@ -235,7 +235,7 @@ static void test_call_payload(void)
 	uint8_t a[32], v[32], *p = NULL, *stmt = NULL;
 	size_t n = 0, sl = 0;
 	struct bundle_signer s;
-	struct bundle_cose_hdr h = {.content_type = "application/vnd.sluice.tool-call+cbor", .cwt_iss = "host-a",
+	struct bundle_cose_hdr h = {.content_type = "application/vnd.sluice.tool-call+cbor", .cwt_iss = "urn:sluice:host:host-a",
 				    .cwt_sub = "tool:stock_price", .cwt_iat = 1700000000};
 	json_t *args = json_pack("{s:s, s:i}", "symbol", "INTC", "n", 1), *args2 = json_pack("{s:i, s:s}", "n", 1, "symbol", "INTC");
 	uint8_t a2[32];
