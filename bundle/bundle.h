@@ -115,7 +115,8 @@ enum bundle_err bundle_key_generate(int alg, struct bundle_key **ret);
  * certificate, COSE_Key (CBOR). Unsupported curves/types -> BUNDLE_ERR_UNSUPPORTED. */
 enum bundle_err bundle_key_load(const uint8_t *buf, size_t len, struct bundle_key **ret);
 /* PEM text (NUL-terminated; *ret_len excludes the NUL). with_private: PKCS#8 private key,
- * else SubjectPublicKeyInfo. BUNDLE_ERR_KEY if with_private and the key is public only. */
+ * else SubjectPublicKeyInfo. BUNDLE_ERR_KEY if with_private and the key is public only.
+ * A private PEM is a secret: OPENSSL_cleanse(*ret, *ret_len) before free(). */
 enum bundle_err bundle_key_save_pem(const struct bundle_key *k, int with_private, uint8_t **ret,
 				    size_t *ret_len);
 /* Public key from a COSE_Key map ({1:2,-1:crv,-2:x,-3:y} or {1:1,-1:6,-2:x}); kid (2) kept. */

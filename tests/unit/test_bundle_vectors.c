@@ -221,6 +221,22 @@ static void test_ccf_receipt_verifies(void)
 		T_EQ_INT(bundle_receipt_verify(rs[0].ptr, rs[0].len, t2, tl, NULL, ks, NULL), BUNDLE_ERR_PROOF);
 		free(t2);
 	}
+	/* every byte of the CCF receipt, flipped, fails */
+	{
+		uint8_t *r2 = malloc(rs[0].len);
+		size_t bad = 0;
+		memcpy(r2, rs[0].ptr, rs[0].len);
+		for (size_t i = 0; i < rs[0].len; i++) {
+			r2[i] ^= 0x01;
+			if (bundle_receipt_verify(r2, rs[0].len, t, tl, NULL, ks, NULL) == BUNDLE_OK) {
+				printf("# CCF receipt byte %zu ^ 0x01 still verifies\n", i);
+				bad++;
+			}
+			r2[i] ^= 0x01;
+		}
+		T_EQ_INT(bad, 0);
+		free(r2);
+	}
 	/* the vds1 TS key is not trusted for it */
 	{
 		struct bundle_keyset *other = keyset("vds1/ts_public.jwk.json");
