@@ -485,12 +485,12 @@ int cmd_measure(int argc, char **argv)
 		goto out;
 	}
 	if (diff) {
-		if (argc - optind != 2 || prove || manifest) {
+		if (argc - optind != 2 || prove || manifest || archive) {
 			agent_log("measure: --diff takes two arguments (manifest, directory or archive each)");
 			rc = 2;
 			goto out;
 		}
-		rc = do_diff(argv[optind], argv[optind + 1], archive != NULL, &o);
+		rc = do_diff(argv[optind], argv[optind + 1], 0, &o);
 		goto out;
 	}
 	if (argc - optind > 1 || (archive && argc - optind > 0) || digest || path) {

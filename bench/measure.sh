@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Benchmark: sluice measure against the usual shell pipelines, in the same run, warm cache.
+#
+#   bench/measure.sh            (make bench runs it; BUILD selects the build dir)
+#
+# 1. A synthetic tree of 20,000 files with log-uniform sizes totalling 1 GiB, cached in
+#    build/bench-cache/ between runs. Timed (best of REPS, default 3):
+#      sluice measure --no-default-excludes TREE
+#      find TREE -type f -print0 | xargs -0 -P2 -n 1000 openssl dgst -sha256
+#      find TREE -type f -print0 | xargs -0 -P2 -n 1000 sha256sum
+#    and printed as MB/s, files/s and the ratios sluice / peer.
+# 2. /usr in place (read-only, one file system): files/s and peak RSS (GNU time -v).
+# Targets (2-core machine): >= 1.35x the openssl pipeline; >= 30,000 files/s and <= 64 MiB
+# peak RSS on /usr. Figures on a shared machine are noisy; compare the ratios.
+set -euo pipefail
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-build}
+case "$BUILD" in /*) ;; *) BUILD=$TOP/$BUILD ;; esac
+SLUICE=$BUILD/sluice
+REPS=${REPS:-3}
+FILES=${BENCH_FILES:-20000}
+TOTAL=${BENCH_BYTES:-1073741824}
+CACHE=$TOP/build/bench-cache
+TREE=$CACHE/tree-$FILES-$TOTAL
+USR=${BENCH_USR:-/usr}
+
+for t in openssl sha256sum xargs find /usr/bin/time; do
+	command -v "$t" >/dev/null || { echo "bench/measure.sh: missing $t (make deps)" >&2; exit 1; }
+done
+[ -x "$SLUICE" ] || { echo "bench/measure.sh: build $SLUICE first (make)" >&2; exit 1; }
+
+# ---- the synthetic tree (deterministic, cached) ----
+if [ ! -e "$TREE/.complete" ]; then
+	echo "building $TREE ($FILES files, $TOTAL bytes; cached for later runs)"
+	rm -rf "$TREE"
+	mkdir -p "$TREE"
+	/usr/bin/python3 - "$TREE" "$FILES" "$TOTAL" <<'EOF'
+import math, os, random, sys
+root, n, total = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rnd = random.Random(20261129)
+# log-uniform sizes in [1 B, 1 MiB], scaled so that they sum to total
+raw = [math.exp(rnd.uniform(0, math.log(1 << 20))) for _ in range(n)]
+scale = total / sum(raw)
+sizes = [max(0, int(s * scale)) for s in raw]
+sizes[-1] += total - sum(sizes)
+block = rnd.randbytes(4 << 20)
+for i, size in enumerate(sizes):
+    d = os.path.join(root, "d%03d" % (i % 200), "e%02d" % (i % 7))
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "f%05d" % i), "wb") as f:
+        off = (i * 7919) % (len(block) - 1)
+        while size > 0:
+            chunk = block[off:off + min(size, len(block) - off)]
+            f.write(chunk)
+            size -= len(chunk)
+            off = 0
+EOF
+	touch "$TREE/.complete"
+fi
+nfiles=$(find "$TREE" -type f ! -name .complete | wc -l)
+nbytes=$(find "$TREE" -type f ! -name .complete -printf '%s\n' | awk '{s += $1} END {print s}')
+
+# ---- timing helpers ----
+best() { # CMD... -> prints the best wall time of REPS runs (after one warm-up run)
+	local i t0 t1 b=""
+	"$@" >/dev/null 2>&1
+	for i in $(seq 1 "$REPS"); do
+		t0=$(date +%s.%N); "$@" >/dev/null 2>&1; t1=$(date +%s.%N)
+		b=$(echo "$t1 - $t0" | bc -l | awk -v b="$b" '{ if (b == "" || $1 < b) print $1; else print b }')
+	done
+	echo "$b"
+}
+run_sluice() { "$SLUICE" measure --no-default-excludes "$TREE"; }
+run_openssl() { find "$TREE" -type f ! -name .complete -print0 | xargs -0 -P2 -n 1000 openssl dgst -sha256; }
+run_sha256sum() { find "$TREE" -type f ! -name .complete -print0 | xargs -0 -P2 -n 1000 sha256sum; }
+
+cat "$TREE"/*/*/* >/dev/null # warm the page cache
+echo "synthetic tree: $nfiles files, $((nbytes / 1048576)) MiB, warm cache, best of $REPS; $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg)"
+ts=$(best run_sluice)
+to=$(best run_openssl)
+th=$(best run_sha256sum)
+row() { printf '  %-34s %7.3f s %8.0f MB/s %8.0f files/s\n' "$1" "$2" "$(echo "$nbytes / $2 / 1000000" | bc -l)" "$(echo "$nfiles / $2" | bc -l)"; }
+row "sluice measure" "$ts"
+row "xargs -P2 openssl dgst -sha256" "$to"
+row "xargs -P2 sha256sum" "$th"
+printf '  ratio sluice / openssl pipeline:   %.2fx (target >= 1.35x)\n' "$(echo "$to / $ts" | bc -l)"
+printf '  ratio sluice / sha256sum pipeline: %.2fx\n' "$(echo "$th / $ts" | bc -l)"
+
+# ---- /usr in place ----
+if [ -d "$USR" ]; then
+	ufiles=$(find "$USR" -xdev -type f | wc -l)
+	"$SLUICE" measure "$USR" >/dev/null 2>&1 || true # warm
+	/usr/bin/time -v -o "$CACHE/usr.time" "$SLUICE" measure --json "$USR" >"$CACHE/usr.json" 2>/dev/null || {
+		echo "  $USR: sluice measure failed (a file changed or is unreadable?)"; exit 1; }
+	wall=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["seconds"])' "$CACHE/usr.json")
+	ubytes=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["bytes"])' "$CACHE/usr.json")
+	rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$CACHE/usr.time")
+	printf '  %s: %d files, %d MiB in %.2f s: %.0f files/s (target >= 30000), %.0f MB/s, peak RSS %.1f MiB (target <= 64)\n' \
+		"$USR" "$ufiles" "$((ubytes / 1048576))" "$wall" "$(echo "$ufiles / $wall" | bc -l)" \
+		"$(echo "$ubytes / $wall / 1000000" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
+fi
