@@ -60,6 +60,17 @@ tools_env_setup() {
 	 "properties": {"n": {"type": "integer", "minimum": 0}}, "additionalProperties": false},
 	 "command": {"argv": ["/usr/bin/touch", "$MARK"], "stdin": "none"}, "timeoutMs": 2000}
 	EOF
+	# HTTP edge cases: an output limit the answer exceeds, a server that accepts and never answers
+	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["name"]="quote_tiny"; d["maxOutputBytes"]=10; json.dump(d, open(sys.argv[2],"w"))' \
+		"$TOOLS_D/stock_price.json" "$TOOLS_D/quote_tiny.json"
+	SILENT_PORT=$(free_port)
+	python3 -c 'import socket,sys,time; s=socket.socket(); s.bind(("127.0.0.1",int(sys.argv[1]))); s.listen(8); time.sleep(600)' \
+		"$SILENT_PORT" &
+	track_pid $!
+	cat >"$TOOLS_D/silent_http.json" <<-EOF
+	{"name": "silent_http", "description": "a server that never answers", "inputSchema": {"type": "object"},
+	 "http": {"url": "http://127.0.0.1:$SILENT_PORT/"}, "timeoutMs": 300}
+	EOF
 	cat >"$TOOLS_D/forbidden.json" <<-EOF
 	{"name": "forbidden", "description": "configured but not allowed by any verdict",
 	 "inputSchema": {"type": "object"}, "command": {"argv": ["/usr/bin/touch", "$MARK"]}}
@@ -72,7 +83,7 @@ TOOLS_D=$TMP/tools.d
 tools_env_verdict() {
 	local dir=$1; shift
 	mkdir -p "$dir"
-	"$TESTKIT" verdict --key "$VKEY" --host "$HOST" --out "$dir" --tools stock_price,hang,touch_marker \
+	"$TESTKIT" verdict --key "$VKEY" --host "$HOST" --out "$dir" --tools stock_price,hang,touch_marker,quote_tiny,silent_http \
 		--ts "$TS_URL" --ts-key "$TS_KEY" "$@"
 }
 

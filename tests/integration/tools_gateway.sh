@@ -46,11 +46,12 @@ check status_unlocked "$SLUICE" tools status $(tools_env_opts "$RUN") >/dev/null
 rm -f "$MARK"
 session "$TMP/s1" "$RUN" "" -- "$LIST" "$(call 2 stock_price '{"symbol":"INTC"}')" \
 	"$(call 3 stock_price '{"symbol":"intc"}')" "$(call 4 stock_price '{"symbol":"INTC","x":1}')" \
-	"$(call 5 forbidden '{}')" "$(call 6 nosuchtool '{}')" "$(call 7 hang '{}')" "$(call 8 touch_marker '{"n":1}')"
+	"$(call 5 forbidden '{}')" "$(call 6 nosuchtool '{}')" "$(call 7 hang '{}')" "$(call 8 touch_marker '{"n":1}')" \
+	"$(call 9 stock_price '{"symbol":"ZZZZ"}')" "$(call 10 quote_tiny '{"symbol":"INTC"}')" "$(call 11 silent_http '{}')"
 
 [ "$(j "$TMP/s1" 0 'r["result"]["protocolVersion"]')" = 2025-06-18 ] && ok initialize_negotiated ||
 	fail initialize_negotiated "$(head -c 300 "$TMP/s1")"
-[ "$(j "$TMP/s1" 1 'sorted(t["name"] for t in r["result"]["tools"])')" = '["hang", "stock_price", "touch_marker"]' ] &&
+[ "$(j "$TMP/s1" 1 'sorted(t["name"] for t in r["result"]["tools"])')" = '["hang", "quote_tiny", "silent_http", "stock_price", "touch_marker"]' ] &&
 	ok list_only_allowed_tools || fail list_only_allowed_tools "$(j "$TMP/s1" 1 'r')"
 txt=$(j "$TMP/s1" 2 'json.loads(r["result"]["content"][0]["text"])["price"]')
 [ "$txt" = 24.31 ] && [ "$(j "$TMP/s1" 2 'r["result"]["isError"]')" = False ] && ok call_stock_price ||
@@ -77,6 +78,11 @@ curl -sf "$TS_URL/entries/$(j "$TMP/s1" 2 'r["result"]["_meta"]["sluice/entryId"
 	[ -n "$(j "$TMP/s1" 7 'r["result"]["_meta"]["sluice/receipt"]')" ] && ok hanging_tool_killed_at_timeout ||
 	fail hanging_tool_killed_at_timeout "$(j "$TMP/s1" 7 'r')"
 pgrep -f "^/bin/sleep 30$" >/dev/null && fail hang_process_gone "sleep 30 still running" || ok hang_process_gone
+for c in "9 tool.http http_error_status" "10 tool.output-limit http_output_limit" "11 tool.timeout http_timeout"; do
+	set -- $c
+	[ "$(j "$TMP/s1" "$1" 'r["result"]["isError"], r["result"]["content"][0]["text"].split(":")[0]')" = "(True, '$2')" ] &&
+		ok "$3" || fail "$3" "$(j "$TMP/s1" "$1" 'r')"
+done
 [ -e "$MARK" ] && ok allowed_command_ran || fail allowed_command_ran "marker missing: $(j "$TMP/s1" 8 'r')"
 
 # ---- the transparency service is down: refused, tool not run ----------------------------------
@@ -136,8 +142,9 @@ mv "$TMP/token.saved" "$CRED/stock-quote-token"
 # ---- the journal and the audit ------------------------------------------------------------
 out=$("$SLUICE" tools audit --journal "$TMP/journal" --ts-key "$TS_KEY" --config /dev/null 2>&1)
 rc=$?
-# calls that reached the journal: stock_price, hang, touch_marker (the refused ones never did)
-if [ $rc -eq 0 ] && [ "$(grep -c ' receipt ok$' <<<"$out")" = 3 ] && grep -q 'stock_price {"symbol":"INTC"} -> ok' <<<"$out" &&
+# calls that reached the journal: stock_price, hang, touch_marker and the three HTTP edge
+# cases (the refused ones never did)
+if [ $rc -eq 0 ] && [ "$(grep -c ' receipt ok$' <<<"$out")" = 6 ] && grep -q 'stock_price {"symbol":"INTC"} -> ok' <<<"$out" &&
 	grep -q 'hang {} -> tool.timeout' <<<"$out"; then ok audit_verifies_calls
 else fail audit_verifies_calls "rc=$rc: $out"; fi
 cp "$TMP/journal" "$TMP/journal.bad"
