@@ -141,6 +141,19 @@ static json_t *headers_json(const struct bundle_cose *c)
 	return h;
 }
 
+/* Proof shape of a receipt (no verification). */
+static void receipt_json(json_t *o, const uint8_t *b, size_t l)
+{
+	struct bundle_receipt_info info;
+	if (bundle_receipt_parse(b, l, &info) != BUNDLE_OK)
+		return;
+	if (info.vds == 1) {
+		json_object_set_new(o, "tree_size", json_integer((json_int_t)info.tree_size));
+		json_object_set_new(o, "leaf_index", json_integer((json_int_t)info.leaf_index));
+	}
+	json_object_set_new(o, "path_length", json_integer((json_int_t)info.path_len));
+}
+
 static int statement_inspect(const char *path)
 {
 	uint8_t *b = NULL, dg[32], leaf[32];
@@ -178,8 +191,12 @@ static int statement_inspect(const char *path)
 	json_object_set_new(o, "signature_length", json_integer((json_int_t)c.signature.len));
 	if (bundle_statement_leaf_hash(b, l, leaf) == BUNDLE_OK)
 		json_object_set_new(o, "leaf_hash", jhex(leaf, 32));
-	if (c.vdp.ptr)
+	if (c.vdp.ptr) {
+		json_t *r = json_object();
 		json_object_set_new(o, "proofs", cbor_json(c.vdp.ptr, c.vdp.len));
+		receipt_json(r, b, l);
+		json_object_set_new(o, "receipt", r);
+	}
 	if (bundle_transparent_receipts(b, l, rs, BUNDLE_MAX_RECEIPTS, &n) == BUNDLE_OK && n) {
 		json_t *arr = json_array();
 		for (size_t i = 0; i < n; i++) {
@@ -190,6 +207,7 @@ static int statement_inspect(const char *path)
 				json_object_set_new(r, "protected", headers_json(&rc));
 			else
 				json_object_set_new(r, "error", json_string(bundle_last_cause()));
+			receipt_json(r, rs[i].ptr, rs[i].len);
 			json_array_append_new(arr, r);
 		}
 		json_object_set_new(o, "receipts", arr);

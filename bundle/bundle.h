@@ -303,6 +303,10 @@ enum bundle_err bundle_receipt_verify(const uint8_t *receipt, size_t receipt_len
 				      size_t stmt_len, const struct bundle_key *key,
 				      const struct bundle_keyset *ks, struct bundle_receipt_info *info);
 
+/* Structure only, no statement and no key: vds, alg, kid, iss/sub/iat and (vds 1) tree_size,
+ * leaf_index, path_len; (vds 2) path_len. root and leaf are left zero. For display. */
+enum bundle_err bundle_receipt_parse(const uint8_t *receipt, size_t receipt_len, struct bundle_receipt_info *info);
+
 /* Issuing (transparency service). One signature over (protected header, root) serves every
  * receipt of that tree head: sign the head once, then issue per leaf. */
 struct bundle_receipt_head; /* opaque: protected bstr + root + tree_size + signature */

@@ -239,6 +239,66 @@ out:
 	return e;
 }
 
+enum bundle_err bundle_receipt_parse(const uint8_t *receipt, size_t receipt_len, struct bundle_receipt_info *info)
+{
+	struct bundle_receipt_info inf;
+	struct bundle_cose c;
+	struct bundle_bytes proof;
+	struct cr r;
+	uint64_t n;
+	enum bundle_err e;
+
+	bundle_clear_cause();
+	if (!info)
+		return bundle_fail(BUNDLE_ERR_INVAL, "NULL info");
+	memset(&inf, 0, sizeof inf);
+	if ((e = bundle_cose_parse(receipt, receipt_len, &c)))
+		return e;
+	inf.vds = c.vds;
+	inf.alg = c.alg;
+	inf.kid = c.kid;
+	inf.iss = c.cwt_iss;
+	inf.sub = c.cwt_sub;
+	inf.iat = c.cwt_iat;
+	if (c.vds != 1 && c.vds != 2)
+		return bundle_fail(BUNDLE_ERR_UNSUPPORTED, "receipt vds %lld", (long long)c.vds);
+	if ((e = first_inclusion(&c, &proof)) || (e = bundle_cbor_check(proof.ptr, proof.len, 0)))
+		return e;
+	cr_init(&r, proof.ptr, proof.len);
+	if (c.vds == 1) {
+		uint64_t np;
+		if ((e = cr_array(&r, &n, "RFC9162 inclusion proof")))
+			return e;
+		if (n != 3)
+			return bundle_fail(BUNDLE_ERR_FORMAT, "inclusion proof: array of %llu, not 3", (unsigned long long)n);
+		if ((e = cr_uint(&r, &inf.tree_size, "tree_size")) || (e = cr_uint(&r, &inf.leaf_index, "leaf_index")) ||
+		    (e = cr_array(&r, &np, "inclusion path")))
+			return e;
+		inf.path_len = (size_t)np;
+	} else {
+		if ((e = cr_map(&r, &n, "CCF proof")))
+			return e;
+		for (uint64_t i = 0; i < n; i++) {
+			struct cr_key k;
+			if ((e = cr_key(&r, &k)))
+				return e;
+			if (k.is_int && k.i == 2) {
+				uint64_t m;
+				if ((e = cr_array(&r, &m, "CCF path")))
+					return e;
+				inf.path_len = (size_t)m;
+				for (uint64_t j = 0; j < m; j++)
+					if ((e = cr_skip(&r, NULL)))
+						return e;
+			} else if ((e = cr_skip(&r, NULL))) {
+				return e;
+			}
+		}
+	}
+	*info = inf;
+	return BUNDLE_OK;
+}
+
 enum bundle_err bundle_receipt_sign_head(const struct bundle_signer *s, const struct bundle_receipt_hdr *hdr,
 					 uint64_t tree_size, const uint8_t root[32], struct bundle_receipt_head **ret)
 {

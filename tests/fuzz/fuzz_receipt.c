@@ -26,6 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rl = (size_t)data[0] << 8 | data[1];
 	if (rl > size - 2)
 		return 0;
+	bundle_receipt_parse(data + 2, rl, &info);
 	/* a fresh key cannot have signed anything: success would be a forgery */
 	if (bundle_receipt_verify(data + 2, rl, data + 2 + rl, size - 2 - rl, key, NULL, &info) == BUNDLE_OK)
 		abort();

@@ -75,6 +75,14 @@ static void test_vds1_receipt_verifies(void)
 	T_EQ_STR(hx, "e2a490f119e66ae1e5a9940ea9b5ec2ae3e2dcd7d50327cb2465c3c90a191f81");
 	hex(info.root, 32, hx);
 	T_EQ_STR(hx, "4d43051f622a0aabb3adcc91fa99c0106a222835015cfe252b28fec6c823bb7b");
+	{
+		struct bundle_receipt_info pi;
+		T_EQ_INT(bundle_receipt_parse(r, rl, &pi), BUNDLE_OK);
+		T_EQ_INT(pi.tree_size, 7);
+		T_EQ_INT(pi.leaf_index, 6);
+		T_EQ_INT(pi.path_len, 2);
+		T_CHECK(pi.iss.len == 18 && memcmp(pi.iss.ptr, "https://ts.example", 18) == 0);
+	}
 	/* the single key, without the key set */
 	T_EQ_INT(bundle_receipt_verify(r, rl, s, sl, bundle_keyset_get(ts, 0), NULL, NULL), BUNDLE_OK);
 out:
