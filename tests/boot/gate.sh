@@ -85,11 +85,18 @@ echo record >"$TMP/proxy/mode"
 gboot good -r "$TMP/root.img"
 con=$TMP/good.console
 if grep -q 'sluice: seal ok' "$con" && grep -q "sluice: switch_root /sysroot /sbin/init" "$con" &&
-	grep -q "^CRED mode=400 $TOKEN" <(tr -d '\r' <"$con") && grep -q '^AUDIT-OK' <(tr -d '\r' <"$con") &&
+	grep -q "^CRED mode=400 $TOKEN" <(tr -d '\r' <"$con") &&
 	grep -q 'OUT: .*bundle.tar.*verdict-receipt.cose.*verdict.cose' "$con"; then
 	ok good_root
 else
-	fail good_root "no switch_root with credential + audited verdict"; boot_console good
+	fail good_root "no switch_root with the released credential and the verdict in /run/sluice"; boot_console good
+fi
+# the new root re-verifies verdict and receipts offline with `sluice audit`
+if grep -q '^AUDIT-OK' <(tr -d '\r' <"$con"); then
+	ok good_root_audit
+else
+	fail good_root_audit "sluice audit in the new root refused /run/sluice/bundle.tar"
+	tr -d '\r' <"$con" | sed -n '/AUDIT-FAILED/,$p' | sed 's/^/# /'
 fi
 for s in measure extend challenge quote statement register appraise release seal; do
 	grep -Eq "^sluice: $s ok \([0-9.]+s\)" <(tr -d '\r' <"$con") || { fail good_root_steps "no line for step $s"; break; }

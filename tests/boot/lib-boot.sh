@@ -151,13 +151,22 @@ boot_expect() { # NAME CASE PATTERN
 #                             (re)write the policy and reload the verifier (SIGHUP)
 #   boot_guest_conf W FILE [extra lines...]   sluice.conf for a guest of this world
 #   boot_world_down W         stop the services (also done on exit)
+_wait_svc() { # PID PORT: until PORT accepts, while PID lives (20 s at most)
+	local i
+	for i in $(seq 400); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && return 0
+		kill -0 "$1" 2>/dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
 _world_ts_start() { # W
 	local w=$1
 	"$SLUICE_TS" --listen "127.0.0.1:$W_TSP" --state "$w/ts" --trust-dir "$w/ts-trust" --log-level warn \
 		>>"$w/ts.log" 2>&1 &
 	W_TS_PID=$!
 	track_pid $W_TS_PID
-	wait_port "$W_TSP" 20 || { echo "boot_world_up: sluice-ts did not start:" >&2; tail -5 "$w/ts.log" >&2; return 1; }
+	_wait_svc "$W_TS_PID" "$W_TSP" || { echo "boot_world_up: sluice-ts did not start:" >&2; tail -5 "$w/ts.log" >&2; return 1; }
 }
 boot_world_up() { # W HOST_ID
 	local w=$1
@@ -178,13 +187,13 @@ boot_world_up() { # W HOST_ID
 	openssl pkey -in "$w/ts/service-key.pem" -pubout -out "$W_TSKEY" 2>/dev/null || {
 		echo "boot_world_up: no TS key" >&2; return 1; }
 	printf 'tool-token-%s\n' "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" >"$w/release/tool-token"
-	boot_world_policy "$w" "0000000000000000000000000000000000000000000000000000000000000000" noreload || return 1
+	boot_world_policy "$w" "0000000000000000000000000000000000000000000000000000000000000000" "[15]" noreload || return 1
 	"$SLUICE_VERIFIER" --listen "127.0.0.1:$W_VP" --state "$w/ver" --policy "$w/policy.json" \
 		--ts "http://127.0.0.1:$W_TSP" --ts-key "$W_TSKEY" --ek-ca "$w/ekca" --id sluice-test-verifier --threads 4 \
 		>>"$w/verifier.log" 2>&1 &
 	W_V_PID=$!
 	track_pid $W_V_PID
-	wait_port "$W_VP" 20 || { echo "boot_world_up: sluice-verifier did not start:" >&2; tail -5 "$w/verifier.log" >&2; return 1; }
+	_wait_svc "$W_V_PID" "$W_VP" || { echo "boot_world_up: sluice-verifier did not start:" >&2; tail -5 "$w/verifier.log" >&2; return 1; }
 	W_VKEY=$w/ts-trust/verifier.pem
 	# enrol the TPM from the host (the guest then uses the same state)
 	SWTPM_TCTI=$("$TOP/swtpm/start.sh" "$w/tpm") || { echo "boot_world_up: swtpm start failed" >&2; return 1; }
