@@ -48,6 +48,10 @@ static void say(const struct tools_gate_cfg *g, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
+	/* tool names and schema paths come from the client: one log line stays one line */
+	for (char *p = line; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	g->log("%s", line);
 }
 
