@@ -8,6 +8,7 @@
 
 #include <getopt.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -254,16 +255,65 @@ out:
 	return rc;
 }
 
+/* Sign FILE as a SCITT hash envelope with a software key (PEM private key). */
+static int statement_sign(const char *path, const char *keyfile, const char *iss, const char *sub, const char *ctype,
+			  const char *out)
+{
+	uint8_t *kb = NULL, *pre = NULL, *st = NULL;
+	size_t kl = 0, pl = 0, sl = 0;
+	struct bundle_key *k = NULL;
+	struct bundle_signer s;
+	enum bundle_err e;
+	int rc = 1;
+
+	if (agent_read_file(keyfile, KEY_MAX, &kb, &kl) != 0) {
+		agent_log("failed to read key %s: %m", keyfile);
+		goto out;
+	}
+	e = bundle_key_load(kb, kl, &k);
+	OPENSSL_cleanse(kb, kl);
+	if (e || (e = bundle_signer_from_key(k, &s))) {
+		agent_log("failed to load signing key %s: %s (%s)", keyfile, bundle_strerror(e), bundle_last_cause());
+		goto out;
+	}
+	if (agent_read_file(path, BUNDLE_MAX_EVIDENCE, &pre, &pl) != 0) {
+		agent_log("failed to read %s: %m", path);
+		goto out;
+	}
+	if ((e = bundle_statement_sign(&s, iss, sub, ctype, pre, pl, &st, &sl))) {
+		agent_log("failed to sign %s: %s (%s)", path, bundle_strerror(e), bundle_last_cause());
+		goto out;
+	}
+	if (agent_write_file(out, st, sl, 0644) != 0) {
+		agent_log("failed to write %s: %m", out);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(kb);
+	free(pre);
+	free(st);
+	bundle_key_free(k);
+	return rc;
+}
+
 static void statement_usage(FILE *f)
 {
 	fprintf(f, "usage: sluice statement inspect FILE\n"
-		   "       sluice statement verify FILE --key KEY [--preimage FILE]\n\n"
+		   "       sluice statement verify FILE --key KEY [--preimage FILE]\n"
+		   "       sluice statement sign FILE --key PRIVATE.pem --iss ISS --sub SUB [--content-type TYPE] -o OUT\n\n"
 		   "inspect  print any COSE_Sign1 (statement, receipt, verdict, transparent statement) as JSON:\n"
 		   "         headers by name, the raw protected header, payload size and SHA-256, the RFC 9162\n"
 		   "         leaf hash of its log record, and the receipts under label 394.\n"
 		   "verify   check the signature with KEY (PEM, DER, COSE_Key, COSE_KeySet, JWK or a CCF trust\n"
 		   "         store; a set is searched by kid) and, with --preimage, that the hash-envelope\n"
-		   "         payload is the hash of FILE. Exit 0 only if everything holds.\n");
+		   "         payload is the hash of FILE. Exit 0 only if everything holds.\n"
+		   "sign     make a SCITT signed statement over FILE with a software key (P-256, P-384 or\n"
+		   "         Ed25519 PEM): a hash envelope (payload SHA-256(FILE), 258/259), CWT claims iss\n"
+		   "         and sub, kid = the key's RFC 9679 thumbprint, deterministic CBOR. TYPE is the\n"
+		   "         preimage content type (default application/vnd.sluice.evidence+cbor). The\n"
+		   "         boot flow signs in the TPM instead; this is for artifacts such as reference\n"
+		   "         values. OUT \"-\" is stdout.\n");
 }
 
 int cmd_statement(int argc, char **argv)
@@ -271,10 +321,14 @@ int cmd_statement(int argc, char **argv)
 	static const struct option opts[] = {
 		{"key", required_argument, NULL, 'k'},
 		{"preimage", required_argument, NULL, 'p'},
+		{"iss", required_argument, NULL, 'i'},
+		{"sub", required_argument, NULL, 's'},
+		{"content-type", required_argument, NULL, 't'},
+		{"output", required_argument, NULL, 'o'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *key = NULL, *pre = NULL, *sub;
+	const char *key = NULL, *pre = NULL, *sub, *iss = NULL, *csub = NULL, *ctype = NULL, *out = NULL;
 	int c;
 
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -283,10 +337,14 @@ int cmd_statement(int argc, char **argv)
 	}
 	sub = argv[1];
 	optind = 1;
-	while ((c = getopt_long(argc - 1, argv + 1, "k:p:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc - 1, argv + 1, "k:p:i:s:t:o:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k': key = optarg; break;
 		case 'p': pre = optarg; break;
+		case 'i': iss = optarg; break;
+		case 's': csub = optarg; break;
+		case 't': ctype = optarg; break;
+		case 'o': out = optarg; break;
 		case 'h': statement_usage(stdout); return 0;
 		default: statement_usage(stderr); return 2;
 		}
@@ -303,6 +361,13 @@ int cmd_statement(int argc, char **argv)
 			return 2;
 		}
 		return statement_verify(argv[optind + 1], key, pre);
+	}
+	if (!strcmp(sub, "sign")) {
+		if (!key || !iss || !csub || !out) {
+			agent_log("statement sign: --key, --iss, --sub and -o are required");
+			return 2;
+		}
+		return statement_sign(argv[optind + 1], key, iss, csub, ctype, out);
 	}
 	statement_usage(stderr);
 	return 2;
