@@ -1,6 +1,8 @@
 /* ts_load: make signed statements and drive sluice-ts with concurrent registrations.
  *
  *   ts_load sign KEY.pem OUT.cose [ISS [SUB]]      one ES256 hash-envelope statement
+ *   ts_load bsign KEY.pem OUT.cose PREIMAGE        the same made by libbundle (sluice's own
+ *                                                  bundle_statement_sign; kid = RFC 9679)
  *   ts_load run  --port P --key KEY.pem [-c CONNS] [-n TOTAL] [-d SECONDS] [--rate R/s]
  *                [--record DIR] [--stop-on-error] [--ready-file PATH]
  *
@@ -13,6 +15,7 @@
  * can check later that every acknowledged receipt still verifies. The kid of the statements
  * is SHA-256 of the issuer key's SubjectPublicKeyInfo (one of the forms sluice-ts accepts).
  * --ready-file is created once the statements are signed, just before the load starts. */
+#include "bundle/bundle.h"
 #include "transparency/ts-int.h"
 
 #include <arpa/inet.h>
@@ -447,6 +450,30 @@ int main(int argc, char **argv)
 		}
 		ts_buf_free(&b);
 		EVP_PKEY_free(k);
+		return 0;
+	}
+	if (argc == 5 && strcmp(argv[1], "bsign") == 0) {
+		FILE *f = fopen(argv[2], "r");
+		uint8_t kbuf[8192], *out = NULL;
+		size_t kl = f ? fread(kbuf, 1, sizeof kbuf, f) : 0;
+		struct bundle_key *bk = NULL;
+		struct bundle_signer sg;
+		size_t ol = 0;
+		if (f)
+			fclose(f);
+		if (!kl || bundle_key_load(kbuf, kl, &bk) != BUNDLE_OK || bundle_signer_from_key(bk, &sg) != BUNDLE_OK ||
+		    bundle_statement_sign(&sg, "https://host.example/agent", "rootfs:test", NULL, (const uint8_t *)argv[4],
+					  strlen(argv[4]), &out, &ol) != BUNDLE_OK) {
+			fprintf(stderr, "ts_load: bundle signing failed: %s\n", bundle_last_cause());
+			return 1;
+		}
+		f = fopen(argv[3], "w");
+		if (!f || fwrite(out, 1, ol, f) != ol || fclose(f) != 0) {
+			perror(argv[3]);
+			return 1;
+		}
+		free(out);
+		bundle_key_free(bk);
 		return 0;
 	}
 	if (argc >= 2 && strcmp(argv[1], "run") == 0)
