@@ -173,10 +173,13 @@ enum quote_err quote_pcr_value_extend(struct quote_pcr_values *v, uint16_t alg, 
 enum quote_err quote_pcr_digest(const struct quote_pcr_values *v, const struct quote_pcr_selection *sel,
 				uint16_t hash_alg, struct quote_digest *ret);
 
-/* The PCR values file that `tpm2_quote -o` writes and `tpm2_checkquote -f` reads (default
- * "values" format: the selected digests concatenated, bank order of sel, PCR ascending). */
+/* The PCR values file that `tpm2_quote -o` writes and `tpm2_checkquote -f` reads (tpm2-tools'
+ * default "serialized" format: TPML_PCR_SELECTION, UINT32 n, TPML_DIGEST[n] as C structs of a
+ * little-endian host). */
 enum quote_err quote_pcrs_file_encode(const struct quote_pcr_values *v, uint8_t **ret, size_t *ret_len);
-/* Parse such a file for the selection sel (taken from the quote): fills ret. */
+/* Parse such a file (or the "values" format: the selected digests concatenated, bank order
+ * of sel, PCR ascending) for the selection sel taken from the quote; a serialized file
+ * must carry exactly sel (else QUOTE_ERR_PCR_SELECTION). Fills ret. */
 enum quote_err quote_pcrs_file_parse(const uint8_t *buf, size_t len, const struct quote_pcr_selection *sel,
 				     struct quote_pcr_values *ret);
 

@@ -457,27 +457,55 @@ out:
 	return err;
 }
 
+/* tpm2-tools' default "serialized" PCR file: the C structs TPML_PCR_SELECTION, UINT32 n,
+ * TPML_DIGEST[n] (8 digests each) as they lie in memory on a little-endian host. */
+#define SER_HDR (sizeof(TPML_PCR_SELECTION) + sizeof(uint32_t))
+
 enum quote_err quote_pcrs_file_encode(const struct quote_pcr_values *v, uint8_t **ret, size_t *ret_len)
 {
-	size_t total = 0, off = 0;
+	TPML_PCR_SELECTION tsel;
+	TPML_DIGEST *dig = NULL;
+	uint32_t n = 0, total;
 	uint8_t *buf;
+	size_t len;
+	enum quote_err err;
+
 	if (!v || !ret || !ret_len || v->sel.n > QUOTE_MAX_BANKS)
 		return QUOTE_ERR_ARG;
-	for (size_t b = 0; b < v->sel.n; b++)
-		total += quote_alg_digest_len(v->sel.bank[b].alg) *
-			 (size_t)__builtin_popcount(v->sel.bank[b].mask & ((1u << QUOTE_PCR_COUNT) - 1));
-	if (!(buf = malloc(total ? total : 1)))
+	if ((err = sel_to_tpml(&v->sel, &tsel)) != QUOTE_OK)
+		return err;
+	total = (uint32_t)quote_pcr_selection_count(&v->sel);
+	n = (total + 7) / 8;
+	len = SER_HDR + n * sizeof(TPML_DIGEST);
+	if (!(buf = calloc(1, len)))
 		return QUOTE_ERR_NOMEM;
-	for (size_t b = 0; b < v->sel.n; b++) {
-		size_t dl = quote_alg_digest_len(v->sel.bank[b].alg);
-		for (unsigned i = 0; i < QUOTE_PCR_COUNT; i++)
-			if (v->sel.bank[b].mask & (1u << i)) {
-				memcpy(buf + off, v->value[b][i], dl);
-				off += dl;
-			}
+	memcpy(buf, &tsel, sizeof tsel);
+	memcpy(buf + sizeof tsel, &n, sizeof n);
+	dig = calloc(n ? n : 1, sizeof *dig);
+	if (!dig) {
+		free(buf);
+		return QUOTE_ERR_NOMEM;
 	}
+	{
+		uint32_t k = 0;
+		for (size_t b = 0; b < v->sel.n; b++) {
+			size_t dl = quote_alg_digest_len(v->sel.bank[b].alg);
+			for (unsigned i = 0; i < QUOTE_PCR_COUNT; i++) {
+				TPML_DIGEST *d;
+				if (!(v->sel.bank[b].mask & (1u << i)))
+					continue;
+				d = &dig[k / 8];
+				d->digests[d->count].size = (UINT16)dl;
+				memcpy(d->digests[d->count].buffer, v->value[b][i], dl);
+				d->count++;
+				k++;
+			}
+		}
+	}
+	memcpy(buf + SER_HDR, dig, n * sizeof *dig);
+	free(dig);
 	*ret = buf;
-	*ret_len = total;
+	*ret_len = len;
 	return QUOTE_OK;
 }
 
@@ -489,6 +517,48 @@ enum quote_err quote_pcrs_file_parse(const uint8_t *buf, size_t len, const struc
 		return QUOTE_ERR_ARG;
 	memset(ret, 0, sizeof *ret);
 	ret->sel = *sel;
+	if (len >= SER_HDR && (len - SER_HDR) % sizeof(TPML_DIGEST) == 0) {
+		/* serialized: the file's own selection must be the one asked for */
+		TPML_PCR_SELECTION tsel;
+		struct quote_pcr_selection fsel;
+		uint32_t n, k = 0;
+		memcpy(&tsel, buf, sizeof tsel);
+		memcpy(&n, buf + sizeof tsel, sizeof n);
+		if (tsel.count > TPM2_NUM_PCR_BANKS || n != (len - SER_HDR) / sizeof(TPML_DIGEST))
+			return QUOTE_ERR_FORMAT;
+		for (uint32_t i = 0; i < tsel.count; i++)
+			if (tsel.pcrSelections[i].sizeofSelect > sizeof tsel.pcrSelections[i].pcrSelect)
+				return QUOTE_ERR_FORMAT;
+		if (sel_from_tpml(&tsel, &fsel) != QUOTE_OK || fsel.n != sel->n)
+			return QUOTE_ERR_PCR_SELECTION;
+		for (size_t b = 0; b < sel->n; b++)
+			if (fsel.bank[b].alg != sel->bank[b].alg || fsel.bank[b].mask != sel->bank[b].mask)
+				return QUOTE_ERR_PCR_SELECTION;
+		for (size_t b = 0; b < sel->n; b++) {
+			size_t dl = quote_alg_digest_len(sel->bank[b].alg);
+			for (unsigned i = 0; i < QUOTE_PCR_COUNT; i++) {
+				TPML_DIGEST d;
+				if (!(sel->bank[b].mask & (1u << i)))
+					continue;
+				for (;;) {
+					if (k / 8 >= n)
+						return QUOTE_ERR_FORMAT;
+					memcpy(&d, buf + SER_HDR + (k / 8) * sizeof d, sizeof d);
+					if (d.count > 8)
+						return QUOTE_ERR_FORMAT;
+					if (k % 8 < d.count)
+						break;
+					k = (k / 8 + 1) * 8; /* short TPML_DIGEST: next one */
+				}
+				if (d.digests[k % 8].size != dl)
+					return QUOTE_ERR_FORMAT;
+				memcpy(ret->value[b][i], d.digests[k % 8].buffer, dl);
+				k++;
+			}
+		}
+		return QUOTE_OK;
+	}
+	/* "values": the digests concatenated */
 	for (size_t b = 0; b < sel->n; b++) {
 		size_t dl = quote_alg_digest_len(sel->bank[b].alg);
 		if (!dl)
