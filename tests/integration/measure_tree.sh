@@ -146,7 +146,7 @@ mutate mtime_not_measured same 'touch -d 2001-01-01 etc/f usr/bin/big a; touch -
 mutate atime_not_measured same 'cat etc/f >/dev/null'
 mutate hardlink_copy_is_same_content same 'rm etc/hard; cp -p etc/f etc/hard'
 mutate content_same_size diff 'echo hellp >etc/f'
-mutate content_one_bit_big diff 'printf "\x01" | dd of=usr/bin/big bs=1 seek=150000 conv=notrunc status=none'
+mutate content_one_bit_big diff "$PY -c 'f = open(\"usr/bin/big\", \"r+b\"); f.seek(150000); b = f.read(1); f.seek(150000); f.write(bytes([b[0] ^ 1]))'"
 mutate mode_changes diff 'chmod 0755 etc/f'
 mutate setuid_bit diff 'chmod u-s etc/f'
 mutate sticky_bit_dir diff 'chmod -t var/lib'
