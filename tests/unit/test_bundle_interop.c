@@ -45,6 +45,18 @@ static uint8_t *get(const char *name, size_t *n)
 	return b;
 }
 
+/* run @transmute/cose's verifier (only when TRANSMUTE_VERIFY names verify.mjs with its
+ * node_modules installed: tests/integration/bundle_transmute.sh does that) */
+static int transmute(const char *args)
+{
+	char cmd[8192];
+	int rc;
+	snprintf(cmd, sizeof cmd, "cd %s && node %s %s", dir, getenv("TRANSMUTE_VERIFY"), args);
+	fflush(stdout);
+	rc = system(cmd);
+	return WIFEXITED(rc) ? WEXITSTATUS(rc) : 99;
+}
+
 /* run the checker; returns its exit status */
 static int check(const char *args)
 {
@@ -103,12 +115,29 @@ static void ours_checked_by_python(int issuer_alg, int ts_alg)
 	put("ev.bin", ev, sizeof ev);
 	put("issuer.cose_key", ck, ckl);
 	put("ts.cose_key", tck, tckl);
+	put("other.cose", other[2], ol[2]);
 	T_EQ_INT(check("verify-statement s.cose issuer.cose_key ev.bin"), 0);
 	T_EQ_INT(check("verify-receipt s.cose r.cose ts.cose_key"), 0);
 	T_EQ_INT(check("verify-transparent t.cose ts.cose_key"), 0);
+	if (getenv("TRANSMUTE_VERIFY")) {
+		uint8_t *pem = NULL, *ipem = NULL;
+		size_t pml = 0, ipl = 0;
+		bundle_key_save_pem(tk, 0, &pem, &pml);
+		bundle_key_save_pem(ik, 0, &ipem, &ipl);
+		put("ts.pem", pem, pml);
+		put("issuer.pem", ipem, ipl);
+		T_EQ_INT(transmute("receipt s.cose r.cose ts.pem"), 0);
+		T_EQ_INT(transmute("receipt t.cose r.cose ts.pem"), 0);
+		T_EQ_INT(transmute("receipt other.cose r.cose ts.pem"), 1);
+		T_EQ_INT(transmute("receipt s.cose r.cose issuer.pem"), 1);
+		if (issuer_alg != BUNDLE_ALG_EDDSA) /* transmute 0.2.11 wants "fully specified" EdDSA keys */
+			T_EQ_INT(transmute("statement s.cose issuer.pem"), 0);
+		free(pem);
+		free(ipem);
+		printf("# checked by @transmute/cose too\n");
+	}
 	/* forgeries the checker must refuse */
 	T_EQ_INT(check("verify-receipt s.cose r.cose issuer.cose_key"), 1);
-	put("other.cose", other[2], ol[2]);
 	T_EQ_INT(check("verify-receipt other.cose r.cose ts.cose_key"), 1);
 	r[rl - 1] ^= 1;
 	put("r.cose", r, rl);
