@@ -3,6 +3,8 @@
  *   sluice tpm info  --tcti T [--json]
  *   sluice tpm ek    --tcti T [--alg rsa|ecc] [--pub FILE] [--cert FILE]
  *   sluice tpm ak    --tcti T [--pub FILE] [--pem FILE] [--name FILE]
+ *   sluice tpm makecred --ek-pub FILE --name FILE --secret FILE --out FILE
+ *   sluice tpm activate --tcti T [--alg rsa|ecc] --in FILE --out FILE
  *   sluice quote     --tcti T --nonce HEX [--pcrs SEL] --out DIR
  *   sluice quote verify --in DIR --nonce HEX [--ak FILE]
  *   sluice eventlog  [FILE] [--json] [--check-types SEL] [--slog FILE]
@@ -32,15 +34,34 @@ static const char *tcti_default(void)
 	return e && *e ? e : DEFAULT_TCTI;
 }
 
-static int open_tpm(const char *tcti, struct quote_ctx **ret)
+static unsigned timeout_ms; /* --timeout, 0: libquote's default */
+
+static int open_tpm_alg(const char *tcti, uint16_t ek_alg, struct quote_ctx **ret)
 {
-	struct quote_cfg cfg = {.tcti = tcti};
+	struct quote_cfg cfg = {.tcti = tcti, .timeout_ms = timeout_ms, .ek_alg = ek_alg};
 	struct quote_diag d;
 	enum quote_err e = quote_ctx_new_diag(&cfg, ret, &d);
 	if (e != QUOTE_OK) {
 		agent_log("failed to open the TPM %s: %s (%s)", tcti, quote_strerror(e), d.detail);
 		return -1;
 	}
+	return 0;
+}
+
+static int open_tpm(const char *tcti, struct quote_ctx **ret)
+{
+	return open_tpm_alg(tcti, 0, ret);
+}
+
+static int parse_timeout(const char *s)
+{
+	char *e;
+	double v = strtod(s, &e);
+	if (*e || v <= 0 || v > 3600) {
+		agent_log("--timeout must be seconds in (0, 3600]");
+		return -1;
+	}
+	timeout_ms = (unsigned)(v * 1000);
 	return 0;
 }
 
@@ -142,17 +163,92 @@ static int tpm_info(struct quote_ctx *q, int json)
 	return 0;
 }
 
+static int tpm_makecred(const char *ekpub, const char *namef, const char *secretf, const char *outf)
+{
+	uint8_t *ek = NULL, *name = NULL, *sec = NULL, *id = NULL, *es = NULL, *file = NULL;
+	size_t ekl = 0, namel = 0, secl = 0, idl = 0, esl = 0, filel = 0;
+	struct quote_diag d;
+	enum quote_err e;
+	int rc = 1;
+
+	if (agent_read_file(ekpub, FILE_MAX, &ek, &ekl) != 0 || agent_read_file(namef, FILE_MAX, &name, &namel) != 0 ||
+	    agent_read_file(secretf, 4096, &sec, &secl) != 0) {
+		agent_log("failed to read the makecred inputs: %s", strerror(errno));
+		goto out;
+	}
+	e = quote_make_credential(ek, ekl, name, namel, sec, secl, &id, &idl, &es, &esl, &d);
+	if (e != QUOTE_OK) {
+		agent_log("failed to make the credential: %s (%s)", quote_strerror(e), d.detail);
+		goto out;
+	}
+	if (quote_credential_file_encode(id, idl, es, esl, &file, &filel) != QUOTE_OK ||
+	    write_out(NULL, outf, file, filel) != 0)
+		goto out;
+	rc = 0;
+out:
+	if (sec)
+		OPENSSL_cleanse(sec, secl);
+	free(ek);
+	free(name);
+	free(sec);
+	free(id);
+	free(es);
+	free(file);
+	return rc;
+}
+
+static int tpm_activate(struct quote_ctx *q, const char *in, const char *outf)
+{
+	uint8_t *buf = NULL, out[64];
+	const uint8_t *id, *es;
+	size_t len = 0, idl, esl, outl = 0;
+	enum quote_err e;
+	int rc = 1;
+
+	if (agent_read_file(in, FILE_MAX, &buf, &len) != 0) {
+		agent_log("failed to read %s: %s", in, strerror(errno));
+		return 1;
+	}
+	if (quote_credential_file_parse(buf, len, &id, &idl, &es, &esl) != QUOTE_OK) {
+		agent_log("failed to parse %s: not a tpm2_makecredential file", in);
+		goto out;
+	}
+	e = quote_activate_credential(q, id, idl, es, esl, out, &outl);
+	if (e != QUOTE_OK) {
+		agent_log("failed to activate the credential: %s (%s)", quote_strerror(e), quote_ctx_cause(q));
+		goto out;
+	}
+	if (agent_write_file(outf, out, outl, 0400) != 0) {
+		agent_log("failed to write %s: %s", outf, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	OPENSSL_cleanse(out, sizeof out);
+	free(buf);
+	return rc;
+}
+
 static void tpm_usage(FILE *f)
 {
 	fprintf(f, "usage: sluice tpm info [--tcti T] [--json]\n"
 		   "       sluice tpm ek [--tcti T] [--alg rsa|ecc] [--pub FILE] [--cert FILE]\n"
-		   "       sluice tpm ak [--tcti T] [--pub FILE] [--pem FILE] [--name FILE]\n\n"
+		   "       sluice tpm ak [--tcti T] [--pub FILE] [--pem FILE] [--name FILE]\n"
+		   "       sluice tpm makecred --ek-pub FILE --name FILE --secret FILE --out FILE\n"
+		   "       sluice tpm activate [--tcti T] [--alg rsa|ecc] --in FILE --out FILE\n\n"
 		   "  info  manufacturer, firmware, PCR banks, EK / AK / statement-key presence and\n"
 		   "        the EK certificates' subject and issuer\n"
 		   "  ek    write the EK public (TPM2B_PUBLIC) and its certificate (DER)\n"
 		   "  ak    create the attestation key if absent (persistent 0x81010002) and write its\n"
 		   "        public (TPM2B_PUBLIC), PEM and name (binary)\n"
-		   "  --tcti T   TPM to use (default $SLUICE_TCTI or %s), e.g. swtpm:host=127.0.0.1,port=2321\n",
+		   "  makecred  software TPM2_MakeCredential (no TPM): wrap SECRET (1..64 bytes) to the\n"
+		   "        EK public (TPM2B_PUBLIC) and the AK name; writes tpm2_makecredential's\n"
+		   "        file format (tpm2_activatecredential -i reads it)\n"
+		   "  activate  TPM2_ActivateCredential with this TPM's AK and EK (--alg picks the EK,\n"
+		   "        default RSA if persistent); writes the recovered secret (mode 0400)\n"
+		   "  --tcti T     TPM to use (default $SLUICE_TCTI or %s), e.g. swtpm:host=127.0.0.1,port=2321\n"
+		   "  --timeout S  per-command TPM timeout in seconds (default 30)\n"
+		   "exit status: 0 ok, 1 failure, 2 usage\n",
 		DEFAULT_TCTI);
 }
 
@@ -163,9 +259,12 @@ int cmd_tpm(int argc, char **argv)
 		{"alg", required_argument, NULL, 'a'},  {"pub", required_argument, NULL, 'p'},
 		{"cert", required_argument, NULL, 'c'}, {"pem", required_argument, NULL, 'P'},
 		{"name", required_argument, NULL, 'n'}, {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{"ek-pub", required_argument, NULL, 'E'}, {"secret", required_argument, NULL, 'S'},
+		{"in", required_argument, NULL, 'i'},   {"out", required_argument, NULL, 'o'},
+		{"timeout", required_argument, NULL, 'T'}, {NULL, 0, NULL, 0},
 	};
 	const char *tcti = tcti_default(), *pub = NULL, *cert = NULL, *pem = NULL, *name = NULL, *sub;
+	const char *ekpub = NULL, *secret = NULL, *in = NULL, *outf = NULL;
 	uint16_t alg = 0;
 	int json = 0, c, rc = 1;
 	struct quote_ctx *q = NULL;
@@ -194,16 +293,40 @@ int cmd_tpm(int argc, char **argv)
 		case 'c': cert = optarg; break;
 		case 'P': pem = optarg; break;
 		case 'n': name = optarg; break;
+		case 'E': ekpub = optarg; break;
+		case 'S': secret = optarg; break;
+		case 'i': in = optarg; break;
+		case 'o': outf = optarg; break;
+		case 'T':
+			if (parse_timeout(optarg) != 0)
+				return 2;
+			break;
 		case 'h': tpm_usage(stdout); return 0;
 		default: tpm_usage(stderr); return 2;
 		}
 	}
-	if (optind != argc - 1 || (strcmp(sub, "info") && strcmp(sub, "ek") && strcmp(sub, "ak"))) {
+	if (optind != argc - 1 || (strcmp(sub, "info") && strcmp(sub, "ek") && strcmp(sub, "ak") &&
+				   strcmp(sub, "makecred") && strcmp(sub, "activate"))) {
 		tpm_usage(stderr);
 		return 2;
 	}
-	if (open_tpm(tcti, &q) != 0)
+	if (strcmp(sub, "makecred") == 0) {
+		if (!ekpub || !name || !secret || !outf) {
+			tpm_usage(stderr);
+			return 2;
+		}
+		return tpm_makecred(ekpub, name, secret, outf);
+	}
+	if (strcmp(sub, "activate") == 0 && (!in || !outf)) {
+		tpm_usage(stderr);
+		return 2;
+	}
+	if (open_tpm_alg(tcti, strcmp(sub, "activate") == 0 ? alg : 0, &q) != 0)
 		return 1;
+	if (strcmp(sub, "activate") == 0) {
+		rc = tpm_activate(q, in, outf);
+		goto out;
+	}
 	if (strcmp(sub, "info") == 0) {
 		rc = tpm_info(q, json);
 	} else if (strcmp(sub, "ek") == 0) {
@@ -267,7 +390,7 @@ out:
 static void quote_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: sluice quote [--tcti T] --nonce HEX [--pcrs SEL] --out DIR\n"
+		"usage: sluice quote [--tcti T] [--timeout S] --nonce HEX [--pcrs SEL] --out DIR\n"
 		"       sluice quote verify --in DIR --nonce HEX [--ak FILE]\n\n"
 		"  quote   TPM2_Quote with the AK (created at 0x81010002 if absent) over SEL (default\n"
 		"          %s), qualifying data = the nonce; the PCR values are read in\n"
@@ -378,7 +501,8 @@ int cmd_quote(int argc, char **argv)
 	static const struct option longopts[] = {
 		{"tcti", required_argument, NULL, 't'}, {"nonce", required_argument, NULL, 'n'},
 		{"pcrs", required_argument, NULL, 'p'}, {"out", required_argument, NULL, 'o'},
-		{"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+		{"timeout", required_argument, NULL, 'T'}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *tcti = tcti_default(), *nonce_hex = NULL, *pcrs = DEFAULT_PCRS, *out = NULL;
 	uint8_t nonce[QUOTE_NONCE_MAX];
@@ -402,6 +526,10 @@ int cmd_quote(int argc, char **argv)
 		case 'n': nonce_hex = optarg; break;
 		case 'p': pcrs = optarg; break;
 		case 'o': out = optarg; break;
+		case 'T':
+			if (parse_timeout(optarg) != 0)
+				return 2;
+			break;
 		case 'h': quote_usage(stdout); return 0;
 		default: quote_usage(stderr); return 2;
 		}

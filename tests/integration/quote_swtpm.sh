@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# sluice quote against a real swtpm: our quotes verify with our code AND tpm2_checkquote;
+# a wrong nonce, a changed PCR value, a flipped signature byte and a foreign AK are
+# rejected by both; tpm2_quote's output verifies with ours; unix-socket TCTI; a hung TPM
+# times out instead of hanging.
+. "$(dirname "$0")/../lib.sh"
+
+for t in swtpm tpm2_checkquote tpm2_quote tpm2_pcrextend; do
+	command -v $t >/dev/null || { fail "tools" "$t missing"; finish; }
+done
+swtpm_up "$TMP/tpm" || { fail swtpm_up "cannot start swtpm"; finish; }
+T=$SWTPM_TCTI
+
+check tpm_info "$SLUICE" tpm info --tcti "$T"
+"$SLUICE" tpm info --tcti "$T" --json >"$TMP/info.json" && python3 -c '
+import json,sys; d=json.load(open(sys.argv[1])); assert d["ek_persistent"]["rsa"] and "ek_cert_rsa" in d, d' "$TMP/info.json" \
+	&& ok tpm_info_json || fail tpm_info_json "bad JSON: $(cat "$TMP/info.json")"
+
+N=$(openssl rand -hex 20)
+if "$SLUICE" quote --tcti "$T" --nonce "$N" --out "$TMP/q"; then ok quote; else fail quote "sluice quote failed"; finish; fi
+checkq() { # DIR NONCE
+	tpm2_checkquote -u "$1/ak.pub.pem" -m "$1/quote.msg" -s "$1/quote.sig" -f "$1/quote.pcrs" -g sha256 -q "$2" >/dev/null 2>&1
+}
+check quote_verify_ours "$SLUICE" quote verify --in "$TMP/q" --nonce "$N"
+check quote_verify_tpm2_checkquote checkq "$TMP/q" "$N"
+
+# wrong nonce
+N2=$(openssl rand -hex 20)
+check_fails nonce_wrong_ours "$SLUICE" quote verify --in "$TMP/q" --nonce "$N2"
+check_fails nonce_wrong_checkquote checkq "$TMP/q" "$N2"
+
+# a changed PCR value (flip one byte of the last value in the PCR file)
+cp -r "$TMP/q" "$TMP/pcr"
+python3 - "$TMP/pcr/quote.pcrs" <<'PY'
+import sys
+p = sys.argv[1]; b = bytearray(open(p, "rb").read())
+# serialized format: 132-byte TPML_PCR_SELECTION, u32 n, TPML_DIGEST[n]; first digest of first TPML_DIGEST
+off = 136 + 4 + 2
+b[off] ^= 1
+open(p, "wb").write(b)
+PY
+check_fails pcr_changed_ours "$SLUICE" quote verify --in "$TMP/pcr" --nonce "$N"
+check_fails pcr_changed_checkquote checkq "$TMP/pcr" "$N"
+
+# a flipped signature byte (inside s of the ECDSA signature, the last byte)
+cp -r "$TMP/q" "$TMP/sig"
+python3 - "$TMP/sig/quote.sig" <<'PY'
+import sys
+p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[-1] ^= 1; open(p, "wb").write(b)
+PY
+check_fails sig_flipped_ours "$SLUICE" quote verify --in "$TMP/sig" --nonce "$N"
+check_fails sig_flipped_checkquote checkq "$TMP/sig" "$N"
+
+# a flipped byte of the signed message (e.g. in the clock info)
+cp -r "$TMP/q" "$TMP/msg"
+python3 - "$TMP/msg/quote.msg" <<'PY'
+import sys
+p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[-40] ^= 1; open(p, "wb").write(b)
+PY
+check_fails msg_flipped_ours "$SLUICE" quote verify --in "$TMP/msg" --nonce "$N"
+check_fails msg_flipped_checkquote checkq "$TMP/msg" "$N"
+
+# the quote checked against another TPM's AK fails
+swtpm_up "$TMP/tpm2" --unix || { fail swtpm_up2 "cannot start the second swtpm"; finish; }
+U=$SWTPM_TCTI
+case "$U" in swtpm:path=*) ok unix_tcti_string ;; *) fail unix_tcti_string "$U" ;; esac
+check ak_other_tpm "$SLUICE" tpm ak --tcti "$U" --pub "$TMP/ak2.pub"
+check_fails foreign_ak_ours "$SLUICE" quote verify --in "$TMP/q" --nonce "$N" --ak "$TMP/ak2.pub"
+
+# a quote over the unix-socket TCTI, several banks
+if "$SLUICE" quote --tcti "$U" --nonce "$N" --pcrs sha1:0,1,2+sha256:0-7,15 --out "$TMP/qu"; then
+	check quote_unix_ours "$SLUICE" quote verify --in "$TMP/qu" --nonce "$N"
+	check quote_unix_checkquote checkq "$TMP/qu" "$N"
+else
+	fail quote_unix "sluice quote over $U failed"
+fi
+
+# PCR 15 extended after the quote: the old quote with fresh PCR values must fail
+TPM2TOOLS_TCTI=$T tpm2_pcrextend 15:sha256=$(printf '%064d' 1) >/dev/null 2>&1
+"$SLUICE" quote --tcti "$T" --nonce "$N" --out "$TMP/q15" >/dev/null 2>&1
+cp -r "$TMP/q" "$TMP/mix"; cp "$TMP/q15/quote.pcrs" "$TMP/mix/quote.pcrs"
+check_fails pcr15_extended_ours "$SLUICE" quote verify --in "$TMP/mix" --nonce "$N"
+check_fails pcr15_extended_checkquote checkq "$TMP/mix" "$N"
+check quote_after_extend_ours "$SLUICE" quote verify --in "$TMP/q15" --nonce "$N"
+
+# tpm2_quote's output (same AK, persistent) verifies with ours
+mkdir -p "$TMP/tq"
+if TPM2TOOLS_TCTI=$T tpm2_quote -c 0x81010002 -l sha256:0,1,2,3,4,5,6,7,15 -q "$N" -m "$TMP/tq/quote.msg" \
+	-s "$TMP/tq/quote.sig" -o "$TMP/tq/quote.pcrs" -g sha256 >/dev/null 2>&1; then
+	cp "$TMP/q/ak.pub" "$TMP/tq/"
+	check tpm2_quote_verifies_ours "$SLUICE" quote verify --in "$TMP/tq" --nonce "$N"
+	check_fails tpm2_quote_wrong_nonce_ours "$SLUICE" quote verify --in "$TMP/tq" --nonce "$N2"
+else
+	fail tpm2_quote_verifies_ours "tpm2_quote failed"
+fi
+
+# usage errors exit 2
+"$SLUICE" quote --tcti "$T" --out "$TMP/x" >/dev/null 2>&1; [ $? -eq 2 ] && ok usage_no_nonce || fail usage_no_nonce "rc != 2"
+"$SLUICE" quote --tcti "$T" --nonce zz --out "$TMP/x" >/dev/null 2>&1; [ $? -eq 2 ] && ok usage_bad_nonce || fail usage_bad_nonce "rc != 2"
+check_fails no_tpm "$SLUICE" quote --tcti "swtpm:host=127.0.0.1,port=1" --nonce "$N" --out "$TMP/x"
+
+# a hung TPM: the command times out instead of hanging
+kill -STOP "$(cat "$TMP/tpm2/swtpm.pid")"
+start=$(date +%s.%N)
+"$SLUICE" quote --tcti "$U" --timeout 1 --nonce "$N" --out "$TMP/hung" 2>"$TMP/hung.err"; rc=$?
+end=$(date +%s.%N)
+kill -CONT "$(cat "$TMP/tpm2/swtpm.pid")"
+if [ $rc -eq 1 ] && grep -q "did not answer\|no answer" "$TMP/hung.err" && [ "$(echo "$end - $start < 5" | bc)" = 1 ]; then
+	ok hung_tpm_times_out
+else
+	fail hung_tpm_times_out "rc=$rc, $(cat "$TMP/hung.err")"
+fi
+finish
