@@ -1,12 +1,15 @@
 /* Fuzz target: the MCP JSON-RPC reader (agent/mcp.c), and through the backend below the
  * argument schema validator (agent/tools_schema.c). Input: newline-delimited messages, fed
- * first line by line (as `sluice tools serve` does) and then as one message. */
+ * line by line to mcp_handle, then as one message, then as a byte stream through mcp_serve. */
 #include "agent/mcp.h"
 #include "agent/tools.h"
 
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static json_t *schema;
 
@@ -58,5 +61,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	free(mcp_handle(s, (const char *)data, size));
 	mcp_server_free(s);
+
+	/* The stream framing of mcp_serve (partial reads, CRLF, over-long lines skipped up to
+	 * their newline) with a small limit, input from a memfd, answers to /dev/null. */
+	cfg.max_message = 1024;
+	if (mcp_server_new(&cfg, &s) == 0) {
+		int in = memfd_create("fuzz_jsonrpc", MFD_CLOEXEC), out = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		if (in >= 0 && out >= 0 && write(in, data, size) == (ssize_t)size && lseek(in, 0, SEEK_SET) == 0)
+			mcp_serve(s, in, out);
+		if (in >= 0)
+			close(in);
+		if (out >= 0)
+			close(out);
+		mcp_server_free(s);
+	}
 	return 0;
 }
