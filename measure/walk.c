@@ -92,6 +92,69 @@ static int open_below(struct walk *w, const char *rel, int flags, int dir)
 	return openat(w->rootfd, rel, flags);
 }
 
+/* A sparse file (fewer blocks than its size): hash its holes from a zero buffer instead of
+ * reading them (reading a hole makes the kernel fill page cache with zeros). Returns 0 with
+ * *ret_total bytes hashed, 1 if SEEK_DATA is not supported (nothing hashed yet), -1 after
+ * fail(). */
+static int hash_sparse(struct walk *w, struct ent *e, int fd, EVP_MD_CTX *ctx, uint8_t *buf, uint64_t *ret_total)
+{
+	static const uint8_t zeros[READ_BUF];
+	uint64_t off = 0;
+	struct stat st;
+
+	while (off < e->size) {
+		off_t data = lseek(fd, (off_t)off, SEEK_DATA), hole;
+		uint64_t d = (uint64_t)data, h;
+		if (data < 0) {
+			if (errno == EINVAL && off == 0)
+				return 1;
+			if (errno != ENXIO) {
+				fail(w, MEASURE_ERR_IO, errno, e->path, "lseek");
+				return -1;
+			}
+			d = e->size; /* only a hole is left */
+		}
+		if (d > e->size)
+			d = e->size;
+		while (off < d) {
+			size_t n = d - off < READ_BUF ? (size_t)(d - off) : READ_BUF;
+			EVP_DigestUpdate(ctx, zeros, n);
+			off += n;
+		}
+		if (off >= e->size)
+			break;
+		if ((hole = lseek(fd, (off_t)off, SEEK_HOLE)) < 0) {
+			fail(w, MEASURE_ERR_IO, errno, e->path, "lseek");
+			return -1;
+		}
+		h = (uint64_t)hole < e->size ? (uint64_t)hole : e->size;
+		while (off < h) {
+			size_t want = h - off < READ_BUF ? (size_t)(h - off) : READ_BUF;
+			ssize_t r = pread(fd, buf, want, (off_t)off);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0) {
+				fail(w, MEASURE_ERR_IO, errno, e->path, "read");
+				return -1;
+			}
+			if (r == 0) {
+				fail(w, MEASURE_ERR_CHANGED, 0, e->path, "file shrank while hashing");
+				return -1;
+			}
+			EVP_DigestUpdate(ctx, buf, (size_t)r);
+			off += (uint64_t)r;
+		}
+		if (atomic_load_explicit(&w->failed, memory_order_relaxed))
+			return -1;
+	}
+	if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != e->size) {
+		fail(w, MEASURE_ERR_CHANGED, 0, e->path, "size changed while hashing");
+		return -1;
+	}
+	*ret_total = off;
+	return 0;
+}
+
 static void hash_file(struct walk *w, struct ent *e, EVP_MD_CTX *ctx, uint8_t *buf)
 {
 	int flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
@@ -132,6 +195,13 @@ static void hash_file(struct walk *w, struct ent *e, EVP_MD_CTX *ctx, uint8_t *b
 		fail(w, MEASURE_ERR_NOMEM, 0, e->path, "EVP_DigestInit_ex");
 		goto out;
 	}
+	if (e->size > 16 * (uint64_t)READ_BUF && (uint64_t)st.st_blocks * 512 < e->size) {
+		int s = hash_sparse(w, e, fd, ctx, buf, &total);
+		if (s < 0)
+			goto out;
+		if (s == 0)
+			goto done;
+	}
 	for (;;) {
 		ssize_t r = read(fd, buf, READ_BUF);
 		if (r < 0) {
@@ -151,6 +221,7 @@ static void hash_file(struct walk *w, struct ent *e, EVP_MD_CTX *ctx, uint8_t *b
 		if (atomic_load_explicit(&w->failed, memory_order_relaxed))
 			goto out;
 	}
+done:
 	if (total != e->size) {
 		snprintf(detail, sizeof detail, "size changed while hashing: %llu bytes expected, %s%llu read",
 			 (unsigned long long)e->size, total > e->size ? "more than " : "",

@@ -12,6 +12,10 @@ printf 'head' | dd of="$f" conv=notrunc status=none
 printf 'across-4GiB' | dd of="$f" bs=1 seek=$(( (4 << 30) - 5 )) conv=notrunc status=none
 printf 'tail' | dd of="$f" bs=1 seek=$(( SIZE - 4 )) conv=notrunc status=none
 echo small >"$R/var/lib/small"
+# holes at both ends, data in the middle (the walker hashes holes without reading them)
+g=$R/var/lib/mid.img
+truncate -s $((3 << 20)) "$g"
+printf 'middle' | dd of="$g" bs=1 seek=$((1 << 20)) conv=notrunc status=none
 
 D=$("$SLUICE" measure --manifest "$TMP/m.cbor" "$R") || fail sparse_tree_measured "rc=$?"
 tar -C "$R" -S -cf "$TMP/s.tar" .
@@ -28,6 +32,12 @@ r = bytes.fromhex(json.load(open(sys.argv[1]))["record"])
 size = int(sys.argv[2])
 # ... uint 1 (file), mode, uid 0, gid 0, size as a 9-byte uint64 head (0x1b), bstr(32) digest
 assert b"\x1b" + size.to_bytes(8, "big") + b"\x58\x20" + bytes.fromhex(sys.argv[3]) == r[-(9 + 2 + 32):], r.hex()
+EOF
+"$SLUICE" measure --prove /var/lib/mid.img --manifest "$TMP/m.cbor" >"$TMP/p2.json"
+/usr/bin/python3 - "$TMP/p2.json" "$(openssl dgst -sha256 -r "$g" | cut -d' ' -f1)" <<'EOF' && ok sparse_holes_at_both_ends || fail sparse_holes_at_both_ends "digest differs from openssl dgst"
+import json, sys
+r = bytes.fromhex(json.load(open(sys.argv[1]))["record"])
+assert r[-32:] == bytes.fromhex(sys.argv[2]), r.hex()
 EOF
 check sparse_proof_verifies "$SLUICE" measure --verify-proof "$TMP/p.json" --digest "$D" --path /var/lib/disk.img
 finish
