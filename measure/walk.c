@@ -353,9 +353,10 @@ static int list_dir(struct walk *w, size_t di)
 			continue;
 		nl = strlen(de->d_name);
 		plen = dlen + 1 + nl;
-		if (plen > MEASURE_MAX_PATH) {
-			memcpy(path + dlen, "/", 1);
-			memcpy(path + dlen + 1, de->d_name, MEASURE_MAX_PATH - dlen - 1 < nl ? MEASURE_MAX_PATH - dlen - 1 : nl);
+		if (plen > MEASURE_MAX_PATH) { /* name the path as far as it fits */
+			size_t room = dlen + 1 < MEASURE_MAX_PATH ? MEASURE_MAX_PATH - dlen - 1 : 0;
+			path[dlen] = '/';
+			memcpy(path + dlen + 1, de->d_name, room < nl ? room : nl);
 			path[MEASURE_MAX_PATH] = 0;
 			fail(w, MEASURE_ERR_PATH_TOO_LONG, 0, path, NULL);
 			goto fail;
