@@ -40,6 +40,8 @@ const char *scrapi_strerror(enum scrapi_err err)
 		return "unexpected HTTP status";
 	case SCRAPI_ERR_PROTOCOL:
 		return "the service broke the protocol";
+	case SCRAPI_ERR_TLS:
+		return "TLS certificate verification failed";
 	}
 	return "unknown scrapi error";
 }
@@ -343,6 +345,11 @@ enum scrapi_err scrapi_http_do(struct scrapi_http *h, const struct scrapi_http_r
 			rc = SCRAPI_ERR_TIMEOUT;
 		} else if (cc == CURLE_OUT_OF_MEMORY) {
 			rc = SCRAPI_ERR_NOMEM;
+		} else if (cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
+			   cc == CURLE_SSL_CERTPROBLEM) {
+			snprintf(h->cause, sizeof h->cause, "%s %s: %s", req->method, req->url,
+				 errbuf[0] ? errbuf : curl_easy_strerror(cc));
+			rc = SCRAPI_ERR_TLS;
 		} else {
 			snprintf(h->cause, sizeof h->cause, "%s %s: %s", req->method, req->url,
 				 errbuf[0] ? errbuf : curl_easy_strerror(cc));

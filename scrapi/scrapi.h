@@ -36,6 +36,8 @@ enum scrapi_err {
 	SCRAPI_ERR_HTTP = 8,     /* an unexpected status (cause: status and problem details) */
 	SCRAPI_ERR_PROTOCOL = 9, /* the service broke SCRAPI: 3xx without Location, a redirect from
 	                          * POST other than 303, empty or non-COSE receipt body */
+	SCRAPI_ERR_TLS = 10,     /* the server's certificate did not verify, or the CA file is
+	                          * unusable (not retried) */
 };
 
 const char *scrapi_strerror(enum scrapi_err err);

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """A misbehaving SCRAPI service for client tests (Python stdlib only).
 
-  ts_badserver.py PORT RECEIPT_FILE KEYS_FILE
+  ts_badserver.py PORT RECEIPT_FILE KEYS_FILE [CERT.pem KEY.pem]   (with a cert: HTTPS)
 
 The first path segment picks the behaviour; clients use http://127.0.0.1:PORT/<mode> as the
 service URL, so POST /<mode>/entries and GET /<mode>/... :
@@ -143,4 +143,10 @@ class H(BaseHTTPRequestHandler):
 
 
 ThreadingHTTPServer.daemon_threads = True
-ThreadingHTTPServer(("127.0.0.1", PORT), H).serve_forever()
+srv = ThreadingHTTPServer(("127.0.0.1", PORT), H)
+if len(sys.argv) == 6:
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(sys.argv[4], sys.argv[5])
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()

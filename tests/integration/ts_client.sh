@@ -92,6 +92,24 @@ reg garbage;                             expect "bad server: garbage receipt ref
 reg reject;                              expect "bad server: 400 problem details surface" 1 "HTTP 400 Rejected: issuer not allowed by policy" 5
 reg redirect;                            expect "bad server: 307 is not followed" 1 "redirects are not followed" 5
 reg html --budget 1.5;                   expect "bad server: 500 text/html retried then bounded" 1 "HTTP 500" 5
+# ---- HTTPS with a private CA
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 \
+	-subj /CN=test-ca >/dev/null 2>&1
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key -out srv.csr -subj /CN=127.0.0.1 >/dev/null 2>&1
+printf 'subjectAltName=IP:127.0.0.1\n' >san.ext
+openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile san.ext >/dev/null 2>&1
+TLS=$(free_port)
+$PY "$TOP/tests/helpers/ts_badserver.py" "$TLS" r.cose ts.keys srv.pem srv.key 2>tls.log &
+track_pid $!
+wait_port "$TLS" 10 || fail tlsserver "did not start"
+if "$SLUICE" register --ts "https://127.0.0.1:$TLS/ok" --ca-file ca.pem --ts-key ts.keys --out tls.cose stmt.cose 2>tls.txt; then
+	ok "https with --ca-file registers and verifies"
+else fail "https with --ca-file" "$(cat tls.txt)"; fi
+check "https ts keys with --ca-file" bash -c "'$SLUICE' ts keys --ts 'https://127.0.0.1:$TLS/ok' --ca-file ca.pem >/dev/null 2>&1"
+if "$SLUICE" register --ts "https://127.0.0.1:$TLS/ok" --ts-key ts.keys --budget 1 --out tls2.cose stmt.cose 2>tls2.txt; then
+	fail "https with an unknown CA" "accepted"
+else check "https with an unknown CA is refused at once" grep -q 'TLS certificate verification failed' tls2.txt; fi
+
 for m in garbage huge reject redirect slow loop html; do
 	[ -e "$m.cose" ] && fail "no receipt written for $m" "$m.cose exists"
 done

@@ -39,7 +39,7 @@ static void test_problem_details(void)
 
 static void test_strerror(void)
 {
-	for (int e = SCRAPI_OK; e <= SCRAPI_ERR_PROTOCOL; e++) {
+	for (int e = SCRAPI_OK; e <= SCRAPI_ERR_TLS; e++) {
 		const char *s = scrapi_strerror((enum scrapi_err)e);
 		T_CHECK(s && *s && strcmp(s, "unknown scrapi error") != 0);
 	}
