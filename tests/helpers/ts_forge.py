@@ -6,7 +6,9 @@
 Writes OUTDIR/<name>.cose for: good, unprot (good, with a non-empty unprotected header),
 garbage, untagged, tag17, trailing, noclaims, nosub, nokid, badsig, detached, ctype_envelope,
 unknown_kid, es384 (valid ES384 by a P-384 key the trust store also holds: OUTDIR/p384.pub.pem),
-big (300 KiB payload), indefinite (indefinite-length array), crit_unknown.
+big (300 KiB payload), indefinite (indefinite-length array), crit_unknown, x5chain (signed
+by the key of its own protected self-signed x5chain leaf, no kid), x5chain_forged (signed by
+another key).
 The kid is SHA-256 of the issuer key's SubjectPublicKeyInfo DER.
 """
 import hashlib
@@ -67,6 +69,20 @@ def main():
     w["big"] = sign(key, {k: v for k, v in base.items() if k not in (258, 259)}, os.urandom(300 * 1024))
     w["indefinite"] = b"\xd2\x9f" + b"".join(cbor2.dumps(x) for x in good) + b"\xff"
     w["crit_unknown"] = sign(key, {**base, **{2: [999], 999: 1}}, os.urandom(32))
+    # open registration: the key travels in a protected x5chain (self-signed leaf), no kid
+    import datetime
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+    xk = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "open issuer")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(xk.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(xk, hashes.SHA256()))
+    der = cert.public_bytes(serialization.Encoding.DER)
+    xbase = {1: -7, 15: claims, 33: der, 258: -16, 259: "application/vnd.sluice.evidence+cbor"}
+    w["x5chain"] = sign(xk, xbase, os.urandom(32))
+    w["x5chain_forged"] = sign(ec.generate_private_key(ec.SECP256R1()), xbase, os.urandom(32))
     for name, data in w.items():
         open(os.path.join(out, name + ".cose"), "wb").write(data)
 

@@ -98,6 +98,17 @@ start_ts sync --alg ES256
 neg "algorithm not allowed" 400 "Bad Signature Algorithm" st/es384.cose
 stop_ts
 
+# open registration: the key of a protected x5chain; refused without the option
+start_ts sync
+neg "x5chain without open registration" 400 "Rejected" st/x5chain.cose
+stop_ts
+start_ts sync --open-registration
+s=$(post st/x5chain.cose)
+check "open registration accepts an x5chain statement" test "$s" = 201
+neg "open registration: forged x5chain statement" 400 "Bad Signature" st/x5chain_forged.cose
+n0=$(entries)
+stop_ts
+
 # ---- restart: torn tail truncated and reported, receipts still verify
 size_before=$(stat -c %s sync/log)
 printf '\x00\x00\x01\x00partial-record' >>sync/log
