@@ -531,7 +531,9 @@ static void audit_usage(FILE *f)
 		   "  receipt       receipt.cose proves the statement is in the transparency log (--ts-key)\n"
 		   "  verdict       verdict.cose is signed by the verifier (--verifier-key), binds this\n"
 		   "                statement and nonce; its status and validity window are reported\n"
-		   "  verdict-receipt  verdict-receipt.cose proves the verdict is in the log\n"
+		   "  verdict-receipt  verdict-statement.cose (the verifier's signed statement of the\n"
+		   "                verdict, in the bundle or beside it) covers verdict.cose, and\n"
+		   "                verdict-receipt.cose proves it is in the log\n"
 		   "  manifest      manifest.cbor (if present) has the root digest in the evidence\n"
 		   "Keys: PEM, DER, COSE_Key, COSE_KeySet, JWK (set) or CCF trust store JSON.\n"
 		   "Exit 0 when every check passes (and, with --require-affirming, the verdict is\n"
@@ -616,7 +618,9 @@ static int audit_run(const char *path, const char *ts_path, const char *ver_path
 	struct bundle_evidence *ev = NULL;
 	struct bundle_ear *ear = NULL;
 	struct bundle_keyset *ts = NULL, *vk = NULL;
-	struct bundle_bytes evb = {0}, st = {0}, rc = {0}, vd = {0}, vr = {0}, mf = {0};
+	struct bundle_bytes evb = {0}, st = {0}, rc = {0}, vd = {0}, vr = {0}, mf = {0}, vs = {0};
+	uint8_t *vs_file = NULL;
+	size_t vs_len = 0;
 	enum bundle_err e;
 	int status = -1;
 
@@ -702,12 +706,35 @@ static int audit_run(const char *path, const char *ts_path, const char *ver_path
 		     ear->n_reasons, ear->n_reasons ? " (first: " : "", ear->n_reasons ? ear->reasons[0].type : "",
 		     ear->n_reasons ? ")" : "");
 	}
+	/* The verifier registers a statement of the verdict (verdict-statement.cose, in the bundle
+	 * or, for bundles written without it, beside the bundle file); the receipt is for that
+	 * statement. Without one, the receipt must be for the verdict itself. */
+	bundle_archive_get(ar, BUNDLE_F_VERDICT_STATEMENT, &vs);
+	if (!vs.ptr && vd.ptr) {
+		char side[4096];
+		const char *slash = strrchr(path, '/');
+		int dl = slash ? (int)(slash - path) : 1;
+		snprintf(side, sizeof side, "%.*s/%s", dl, slash ? path : ".", BUNDLE_F_VERDICT_STATEMENT);
+		if (agent_read_file(side, BUNDLE_MAX_COSE, &vs_file, &vs_len) == 0) {
+			vs.ptr = vs_file;
+			vs.len = vs_len;
+		}
+	}
 	if (!vr.ptr || !vd.ptr)
 		note(&a, 0, "verdict-receipt", "no %s", vr.ptr ? BUNDLE_F_VERDICT : BUNDLE_F_VERDICT_RECEIPT);
-	else if ((e = bundle_receipt_verify(vr.ptr, vr.len, vd.ptr, vd.len, NULL, ts, NULL)))
+	else if (vs.ptr && (e = bundle_cose_verify_keyset(vs.ptr, vs.len, vk, NULL, 0)))
+		note(&a, 0, "verdict-receipt", "verdict statement not signed by the verifier: %s (%s)", bundle_strerror(e),
+		     bundle_last_cause());
+	else if (vs.ptr && (e = bundle_statement_check_preimage(vs.ptr, vs.len, vd.ptr, vd.len)))
+		note(&a, 0, "verdict-receipt", "verdict statement does not cover %s: %s (%s)", BUNDLE_F_VERDICT,
+		     bundle_strerror(e), bundle_last_cause());
+	else if ((e = bundle_receipt_verify(vr.ptr, vr.len, vs.ptr ? vs.ptr : vd.ptr, vs.ptr ? vs.len : vd.len, NULL, ts,
+					    NULL)))
 		note(&a, 0, "verdict-receipt", "%s (%s)", bundle_strerror(e), bundle_last_cause());
 	else
-		note(&a, 1, "verdict-receipt", "verdict is in the transparency log");
+		note(&a, 1, "verdict-receipt", "%s is in the transparency log%s",
+		     vs.ptr ? "the verifier's statement of the verdict" : "the verdict",
+		     vs_file ? " (statement read from beside the bundle)" : "");
 	if (mf.ptr) {
 		struct measure_manifest *m = NULL;
 		struct measure_error me;
@@ -734,6 +761,7 @@ out:
 		printf("%s: %d checks, %d failed\n", path, a.checks, a.failed);
 	}
 	free(tar);
+	free(vs_file);
 	bundle_archive_free(ar);
 	bundle_evidence_free(ev);
 	bundle_ear_free(ear);

@@ -446,7 +446,9 @@ void bundle_evidence_free(struct bundle_evidence *ev);
 #define BUNDLE_F_STATEMENT "statement.cose"
 #define BUNDLE_F_RECEIPT "receipt.cose"
 #define BUNDLE_F_VERDICT "verdict.cose"
-#define BUNDLE_F_VERDICT_RECEIPT "verdict-receipt.cose"
+#define BUNDLE_F_VERDICT_RECEIPT "verdict-receipt.cose" /* receipt of the verdict statement */
+/* The verifier's signed statement (hash envelope) over verdict.cose: what it registers. */
+#define BUNDLE_F_VERDICT_STATEMENT "verdict-statement.cose"
 #define BUNDLE_F_MANIFEST "manifest.cbor"
 #define BUNDLE_F_INDEX "index.cbor"
 

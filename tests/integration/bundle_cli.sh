@@ -67,9 +67,31 @@ expect_fail bad-certify certify
 expect_fail wrong-verifier verdict
 expect_fail verdict-other-nonce verdict
 expect_fail verdict-other-statement verdict
+expect_fail verdict-statement-other verdict-receipt
 expect_fail receipt-other-tree receipt
 expect_fail traversal bundle
 expect_fail index-mismatch bundle
+# a bundle whose verdict receipt is for the verdict itself (no verifier statement) still audits
+out=$(audit verdict-receipt-direct 2>&1); rc=$?
+[ $rc -eq 0 ] && grep -q '^pass verdict-receipt: the verdict is in' <<<"$out" && ok audit_verdict_receipt_direct ||
+	fail audit_verdict_receipt_direct "rc=$rc $(tr '\n' '|' <<<"$out")"
+# verdict-statement.cose beside a bundle written without it is used (and checked)
+mkdir -p "$TMP/side" && "$PY" - "$TMP/good.tar" "$TMP/side" <<'PYEOF'
+import sys, tarfile, io, cbor2
+src, d = sys.argv[1], sys.argv[2]
+t = tarfile.open(src)
+files = {m.name: t.extractfile(m).read() for m in t.getmembers()}
+open(d + "/verdict-statement.cose", "wb").write(files.pop("verdict-statement.cose"))
+idx = cbor2.loads(files.pop("index.cbor")); del idx["verdict-statement.cose"]
+files["index.cbor"] = cbor2.dumps(idx, canonical=True)
+out = tarfile.open(d + "/bundle.tar", "w", format=tarfile.USTAR_FORMAT)
+for n, b in files.items():
+    ti = tarfile.TarInfo(n); ti.size = len(b); out.addfile(ti, io.BytesIO(b))
+out.close()
+PYEOF
+out=$("$SLUICE" audit "$TMP/side/bundle.tar" --ts-key "$TMP/ts.pem" --verifier-key "$TMP/verifier.pem" 2>&1); rc=$?
+[ $rc -eq 0 ] && grep -q 'statement read from beside the bundle' <<<"$out" && ok audit_verdict_statement_beside_bundle ||
+	fail audit_verdict_statement_beside_bundle "rc=$rc $(tr '\n' '|' <<<"$out")"
 # the wrong pinned keys
 check_fails audit_wrong_ts_key "$SLUICE" audit "$TMP/good.tar" --ts-key "$TMP/other.pem" --verifier-key "$TMP/verifier.pem"
 check_fails audit_wrong_verifier_key "$SLUICE" audit "$TMP/good.tar" --ts-key "$TMP/ts.pem" --verifier-key "$TMP/other.pem"

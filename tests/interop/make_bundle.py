@@ -9,7 +9,8 @@ check in each faulty one.
 usage: make_bundle.py DIR
 writes DIR/ts.pem, DIR/verifier.pem, DIR/other.pem and DIR/<variant>.tar for every variant in
 VARIANTS (good, bad-quote-pcr, bad-eventlog, bad-certify, wrong-verifier, verdict-other-nonce,
-verdict-other-statement, receipt-other-tree, traversal, index-mismatch).
+verdict-other-statement, verdict-statement-other, verdict-receipt-direct, receipt-other-tree,
+traversal, index-mismatch).
 """
 import hashlib
 import io
@@ -32,7 +33,8 @@ ECC, ECDSA, NULL_ALG, P256 = 0x0023, 0x0018, 0x0010, 0x0003
 FIXED_TPM, FIXED_PARENT, SDO, USER_AUTH, RESTRICTED, SIGN = 1 << 1, 1 << 4, 1 << 5, 1 << 6, 1 << 16, 1 << 18
 
 VARIANTS = ["good", "bad-quote-pcr", "bad-eventlog", "bad-certify", "wrong-verifier", "verdict-other-nonce",
-            "verdict-other-statement", "receipt-other-tree", "traversal", "index-mismatch"]
+            "verdict-other-statement", "verdict-statement-other", "verdict-receipt-direct", "receipt-other-tree",
+            "traversal", "index-mismatch"]
 
 
 def h(b):
@@ -133,8 +135,17 @@ def build(variant, ts, verifier, other):
     rcpt = receipt_for(ts, stmt)
     if variant == "receipt-other-tree":
         rcpt = receipt_for(ts, cose_sign1(sk, {1: ES256, 4: skid, 15: {1: "a", 2: "b"}}, b"other"))
-    files = [("evidence.cbor", evidence), ("statement.cose", stmt), ("receipt.cose", rcpt),
-             ("verdict.cose", verdict), ("verdict-receipt.cose", receipt_for(ts, verdict, 3, 3))]
+    # the verifier registers its own signed statement of the verdict (hash envelope); the verdict
+    # receipt is for that statement ("verdict-receipt-direct": legacy, the verdict itself)
+    covered = verdict if variant != "verdict-statement-other" else verdict + b"x"
+    vstmt = cose_sign1(verifier, {1: ES256, 4: thumbprint(verifier.public_key()),
+                                  15: {1: "https://verifier.py.example", 2: "verdict:py-host"}, 258: -16,
+                                  259: "application/eat+cwt"}, h(covered))
+    files = [("evidence.cbor", evidence), ("statement.cose", stmt), ("receipt.cose", rcpt), ("verdict.cose", verdict)]
+    if variant == "verdict-receipt-direct":
+        files.append(("verdict-receipt.cose", receipt_for(ts, verdict, 3, 3)))
+    else:
+        files += [("verdict-statement.cose", vstmt), ("verdict-receipt.cose", receipt_for(ts, vstmt, 3, 3))]
     index = {n: {1: len(d), 2: h(d)} for n, d in files}
     if variant == "index-mismatch":
         index["receipt.cose"][2] = h(b"not it")
