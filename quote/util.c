@@ -251,10 +251,13 @@ enum quote_err quote_pcr_selection_parse(const char *s, struct quote_pcr_selecti
 				p++;
 			}
 		}
-		if (*p == '+')
+		if (*p == '+') {
 			p++;
-		else if (*p)
+			if (!*p)
+				return QUOTE_ERR_ARG;
+		} else if (*p) {
 			return QUOTE_ERR_ARG;
+		}
 		sel.bank[sel.n].alg = alg;
 		sel.bank[sel.n].mask = mask;
 		sel.n++;
