@@ -61,26 +61,26 @@ static enum bundle_err make_index(const struct bundle_entry *entries, size_t n, 
 		ie[i].data = entries[i].data.ptr;
 	}
 	qsort(ie, n, sizeof ie[0], idxcmp);
-	cw_init(&w, 1u << 20);
-	cw_map(&w, n);
+	bundle_cw_init(&w, 1u << 20);
+	bundle_cw_map(&w, n);
 	for (size_t i = 0; i < n; i++) {
 		uint8_t h[32];
 		bundle_sha256(ie[i].data ? ie[i].data : (const uint8_t *)"", ie[i].len, h);
-		cw_tstr(&w, ie[i].name);
-		cw_map(&w, 2);
-		cw_uint(&w, 1);
-		cw_uint(&w, ie[i].len);
-		cw_uint(&w, 2);
-		cw_bstr(&w, h, 32);
+		bundle_cw_tstr(&w, ie[i].name);
+		bundle_cw_map(&w, 2);
+		bundle_cw_uint(&w, 1);
+		bundle_cw_uint(&w, ie[i].len);
+		bundle_cw_uint(&w, 2);
+		bundle_cw_bstr(&w, h, 32);
 	}
-	return cw_finish(&w, ret, ret_len);
+	return bundle_cw_finish(&w, ret, ret_len);
 }
 
 static la_ssize_t wr_cb(struct archive *a, void *ud, const void *buf, size_t n)
 {
 	struct cw *w = ud;
 	(void)a;
-	cw_raw(w, buf, n);
+	bundle_cw_raw(w, buf, n);
 	return w->err ? -1 : (la_ssize_t)n;
 }
 
@@ -129,7 +129,7 @@ enum bundle_err bundle_archive_write(const struct bundle_entry *entries, size_t 
 	}
 	if ((e = make_index(entries, n, &idx, &il)))
 		return e;
-	cw_init(&w, BUNDLE_MAX_BUNDLE);
+	bundle_cw_init(&w, BUNDLE_MAX_BUNDLE);
 	if (!(a = archive_write_new()) || archive_write_set_format_ustar(a) != ARCHIVE_OK ||
 	    archive_write_set_bytes_per_block(a, 512) != ARCHIVE_OK ||
 	    archive_write_open(a, &w, NULL, wr_cb, NULL) != ARCHIVE_OK) {
@@ -148,12 +148,12 @@ enum bundle_err bundle_archive_write(const struct bundle_entry *entries, size_t 
 	archive_write_free(a);
 	a = NULL;
 	free(idx);
-	return cw_finish(&w, ret, ret_len);
+	return bundle_cw_finish(&w, ret, ret_len);
 out:
 	if (a)
 		archive_write_free(a);
 	free(idx);
-	cw_free(&w);
+	bundle_cw_free(&w);
 	return e;
 }
 
@@ -180,26 +180,26 @@ static enum bundle_err check_index(const struct bundle_archive *ar)
 		return bundle_fail(BUNDLE_ERR_ARCHIVE, "bundle without %s", BUNDLE_F_INDEX);
 	if ((e = bundle_cbor_check(idx.ptr, idx.len, 0)))
 		return bundle_fail(BUNDLE_ERR_ARCHIVE, "%s: %s", BUNDLE_F_INDEX, bundle_last_cause());
-	cr_init(&r, idx.ptr, idx.len);
-	if ((e = cr_map(&r, &n, "index")))
+	bundle_cr_init(&r, idx.ptr, idx.len);
+	if ((e = bundle_cr_map(&r, &n, "index")))
 		return bundle_fail(BUNDLE_ERR_ARCHIVE, "%s: %s", BUNDLE_F_INDEX, bundle_last_cause());
 	for (uint64_t i = 0; i < n; i++) {
 		struct bundle_bytes name;
 		uint64_t m, size = UINT64_MAX;
 		struct bundle_bytes h = {0};
 		size_t j;
-		if ((e = cr_tstr(&r, &name, "index name")) || (e = cr_map(&r, &m, "index entry")))
+		if ((e = bundle_cr_tstr(&r, &name, "index name")) || (e = bundle_cr_map(&r, &m, "index entry")))
 			return bundle_fail(BUNDLE_ERR_ARCHIVE, "%s: %s", BUNDLE_F_INDEX, bundle_last_cause());
 		for (uint64_t k = 0; k < m; k++) {
-			struct cr_key key;
-			if ((e = cr_key(&r, &key)))
+			struct bundle_cr_key key;
+			if ((e = bundle_cr_key(&r, &key)))
 				return bundle_fail(BUNDLE_ERR_ARCHIVE, "%s: %s", BUNDLE_F_INDEX, bundle_last_cause());
 			if (key.is_int && key.i == 1)
-				e = cr_uint(&r, &size, "index size");
+				e = bundle_cr_uint(&r, &size, "index size");
 			else if (key.is_int && key.i == 2)
-				e = cr_bstr(&r, &h, "index digest");
+				e = bundle_cr_bstr(&r, &h, "index digest");
 			else
-				e = cr_skip(&r, NULL);
+				e = bundle_cr_skip(&r, NULL);
 			if (e)
 				return bundle_fail(BUNDLE_ERR_ARCHIVE, "%s: %s", BUNDLE_F_INDEX, bundle_last_cause());
 		}
@@ -331,21 +331,21 @@ enum bundle_err bundle_problem_encode(const char *title, const char *detail, int
 	bundle_clear_cause();
 	if (!ret || !ret_len)
 		return bundle_fail(BUNDLE_ERR_INVAL, "NULL argument");
-	cw_init(&w, 65536);
-	cw_map(&w, (uint64_t)(!!title + !!detail + (status > 0)));
+	bundle_cw_init(&w, 65536);
+	bundle_cw_map(&w, (uint64_t)(!!title + !!detail + (status > 0)));
 	if (title) {
-		cw_int(&w, -1);
-		cw_tstr(&w, title);
+		bundle_cw_int(&w, -1);
+		bundle_cw_tstr(&w, title);
 	}
 	if (detail) {
-		cw_int(&w, -2);
-		cw_tstr(&w, detail);
+		bundle_cw_int(&w, -2);
+		bundle_cw_tstr(&w, detail);
 	}
 	if (status > 0) {
-		cw_int(&w, -4);
-		cw_uint(&w, (uint64_t)status);
+		bundle_cw_int(&w, -4);
+		bundle_cw_uint(&w, (uint64_t)status);
 	}
-	return cw_finish(&w, ret, ret_len);
+	return bundle_cw_finish(&w, ret, ret_len);
 }
 
 static void copy_trunc(char *dst, size_t cap, struct bundle_bytes s)
@@ -375,19 +375,19 @@ enum bundle_err bundle_problem_decode(const uint8_t *buf, size_t len, char *titl
 		return bundle_fail(BUNDLE_ERR_TOOBIG, "problem details of %zu bytes", len);
 	if ((e = bundle_cbor_check(buf, len, 0)))
 		return e;
-	cr_init(&r, buf, len);
-	if ((e = cr_map(&r, &n, "problem details")))
+	bundle_cr_init(&r, buf, len);
+	if ((e = bundle_cr_map(&r, &n, "problem details")))
 		return e;
 	for (uint64_t i = 0; i < n; i++) {
-		struct cr_key k;
-		if ((e = cr_key(&r, &k)))
+		struct bundle_cr_key k;
+		if ((e = bundle_cr_key(&r, &k)))
 			return e;
 		if (k.is_int && k.i == -1)
-			e = cr_tstr(&r, &t, "title (-1)");
+			e = bundle_cr_tstr(&r, &t, "title (-1)");
 		else if (k.is_int && k.i == -2)
-			e = cr_tstr(&r, &d, "detail (-2)");
+			e = bundle_cr_tstr(&r, &d, "detail (-2)");
 		else
-			e = cr_skip(&r, NULL);
+			e = bundle_cr_skip(&r, NULL);
 		if (e)
 			return e;
 	}

@@ -32,30 +32,30 @@ struct cr {
 	const uint8_t *p, *end;
 };
 
-void cr_init(struct cr *r, const uint8_t *buf, size_t len);
+void bundle_cr_init(struct cr *r, const uint8_t *buf, size_t len);
 static inline bool cr_done(const struct cr *r) { return r->p == r->end; }
 /* Read one head (string content consumed with it). Does not recurse. */
-enum bundle_err cr_head(struct cr *r, struct cr_item *it);
+enum bundle_err bundle_cr_head(struct cr *r, struct cr_item *it);
 /* Skip one whole item (depth-bounded); ret (optional) gets its byte range. */
-enum bundle_err cr_skip(struct cr *r, struct bundle_bytes *ret);
+enum bundle_err bundle_cr_skip(struct cr *r, struct bundle_bytes *ret);
 /* Typed reads: BUNDLE_ERR_FORMAT on a different type. what names the field for the cause. */
-enum bundle_err cr_uint(struct cr *r, uint64_t *v, const char *what);
-enum bundle_err cr_int(struct cr *r, int64_t *v, const char *what);
-enum bundle_err cr_bstr(struct cr *r, struct bundle_bytes *v, const char *what);
-enum bundle_err cr_tstr(struct cr *r, struct bundle_bytes *v, const char *what);
-enum bundle_err cr_array(struct cr *r, uint64_t *n, const char *what);
-enum bundle_err cr_map(struct cr *r, uint64_t *n, const char *what);
-enum bundle_err cr_bool(struct cr *r, bool *v, const char *what);
+enum bundle_err bundle_cr_uint(struct cr *r, uint64_t *v, const char *what);
+enum bundle_err bundle_cr_int(struct cr *r, int64_t *v, const char *what);
+enum bundle_err bundle_cr_bstr(struct cr *r, struct bundle_bytes *v, const char *what);
+enum bundle_err bundle_cr_tstr(struct cr *r, struct bundle_bytes *v, const char *what);
+enum bundle_err bundle_cr_array(struct cr *r, uint64_t *n, const char *what);
+enum bundle_err bundle_cr_map(struct cr *r, uint64_t *n, const char *what);
+enum bundle_err bundle_cr_bool(struct cr *r, bool *v, const char *what);
 /* Peek the type of the next item without consuming it. */
-enum bundle_err cr_peek(const struct cr *r, struct cr_item *it);
+enum bundle_err bundle_cr_peek(const struct cr *r, struct cr_item *it);
 /* Map key that is an int or a text string. */
-struct cr_key {
+struct bundle_cr_key {
 	bool is_int;
 	int64_t i;
 	struct bundle_bytes s;
 };
-enum bundle_err cr_key(struct cr *r, struct cr_key *k);
-bool cr_key_is(const struct cr_key *k, const char *s);
+enum bundle_err bundle_cr_key(struct cr *r, struct bundle_cr_key *k);
+bool bundle_cr_key_is(const struct bundle_cr_key *k, const char *s);
 
 /* ---- writer: deterministic CBOR into a growable buffer with a hard cap. Errors are sticky. ---- */
 struct cw {
@@ -64,21 +64,21 @@ struct cw {
 	enum bundle_err err;
 };
 
-void cw_init(struct cw *w, size_t max);
-void cw_free(struct cw *w);
+void bundle_cw_init(struct cw *w, size_t max);
+void bundle_cw_free(struct cw *w);
 /* Hand the buffer over (NULL-terminated spare byte not counted). */
-enum bundle_err cw_finish(struct cw *w, uint8_t **ret, size_t *ret_len);
-void cw_raw(struct cw *w, const void *p, size_t n);
-void cw_uint(struct cw *w, uint64_t v);
-void cw_int(struct cw *w, int64_t v);
-void cw_bstr(struct cw *w, const void *p, size_t n);
-void cw_tstr(struct cw *w, const char *s);
-void cw_tstrn(struct cw *w, const void *p, size_t n);
-void cw_array(struct cw *w, uint64_t n);
-void cw_map(struct cw *w, uint64_t n);
-void cw_tag(struct cw *w, uint64_t t);
-void cw_null(struct cw *w);
-void cw_bool(struct cw *w, bool b);
+enum bundle_err bundle_cw_finish(struct cw *w, uint8_t **ret, size_t *ret_len);
+void bundle_cw_raw(struct cw *w, const void *p, size_t n);
+void bundle_cw_uint(struct cw *w, uint64_t v);
+void bundle_cw_int(struct cw *w, int64_t v);
+void bundle_cw_bstr(struct cw *w, const void *p, size_t n);
+void bundle_cw_tstr(struct cw *w, const char *s);
+void bundle_cw_tstrn(struct cw *w, const void *p, size_t n);
+void bundle_cw_array(struct cw *w, uint64_t n);
+void bundle_cw_map(struct cw *w, uint64_t n);
+void bundle_cw_tag(struct cw *w, uint64_t t);
+void bundle_cw_null(struct cw *w);
+void bundle_cw_bool(struct cw *w, bool b);
 
 /* ---- crypto helpers shared by cose.c and key.c ---- */
 /* Hash size for an alg (32 ES256, 48 ES384, 0 EdDSA), raw signature size (64, 96, 64). */
@@ -110,9 +110,9 @@ struct pool {
 	size_t n, cap;
 };
 /* Copy n bytes (+ a NUL when nul) into a new allocation owned by the pool; NULL on ENOMEM. */
-void *pool_dup(struct pool *pl, const void *src, size_t n, bool nul);
-void *pool_alloc(struct pool *pl, size_t n);
-void pool_free(struct pool *pl);
+void *bundle_pool_dup(struct pool *pl, const void *src, size_t n, bool nul);
+void *bundle_pool_alloc(struct pool *pl, size_t n);
+void bundle_pool_free(struct pool *pl);
 
 /* bundle_cose_parse, also returning the raw items: [0] protected bstr item, [1] unprotected
  * map, [2] payload item (bstr or nil), [3] signature item. */

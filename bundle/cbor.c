@@ -127,13 +127,13 @@ static const struct cbor_callbacks head_cbs = {
 	.undefined = cb_undef, .null = cb_null, .boolean = cb_bool, .indef_break = cb_indef,
 };
 
-void cr_init(struct cr *r, const uint8_t *buf, size_t len)
+void bundle_cr_init(struct cr *r, const uint8_t *buf, size_t len)
 {
 	r->p = buf;
 	r->end = buf + len;
 }
 
-enum bundle_err cr_head(struct cr *r, struct cr_item *it)
+enum bundle_err bundle_cr_head(struct cr *r, struct cr_item *it)
 {
 	size_t avail = (size_t)(r->end - r->p);
 	struct hctx ctx = {.it = it};
@@ -191,10 +191,10 @@ enum bundle_err cr_head(struct cr *r, struct cr_item *it)
 	return BUNDLE_OK;
 }
 
-enum bundle_err cr_peek(const struct cr *r, struct cr_item *it)
+enum bundle_err bundle_cr_peek(const struct cr *r, struct cr_item *it)
 {
 	struct cr c = *r;
-	return cr_head(&c, it);
+	return bundle_cr_head(&c, it);
 }
 
 static int keycmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
@@ -213,7 +213,7 @@ static enum bundle_err walk(struct cr *r, int depth, bool det)
 
 	if (depth > BUNDLE_MAX_DEPTH)
 		return bundle_fail(BUNDLE_ERR_CBOR, "CBOR nested deeper than %d", BUNDLE_MAX_DEPTH);
-	if ((e = cr_head(r, &it)))
+	if ((e = bundle_cr_head(r, &it)))
 		return e;
 	if (det && !it.canonical)
 		return bundle_fail(BUNDLE_ERR_NONCANON, "non-shortest CBOR head or float (0x%02x)", it.start[0]);
@@ -255,7 +255,7 @@ static enum bundle_err walk(struct cr *r, int depth, bool det)
 	return BUNDLE_OK;
 }
 
-enum bundle_err cr_skip(struct cr *r, struct bundle_bytes *ret)
+enum bundle_err bundle_cr_skip(struct cr *r, struct bundle_bytes *ret)
 {
 	const uint8_t *s = r->p;
 	enum bundle_err e = walk(r, 0, false);
@@ -276,7 +276,7 @@ enum bundle_err bundle_cbor_check(const uint8_t *buf, size_t len, int determinis
 	bundle_clear_cause();
 	if (!buf && len)
 		return bundle_fail(BUNDLE_ERR_INVAL, "NULL buffer");
-	cr_init(&r, buf, len);
+	bundle_cr_init(&r, buf, len);
 	if ((e = walk(&r, 0, deterministic != 0)))
 		return e;
 	if (!cr_done(&r))
@@ -303,7 +303,7 @@ static const char *tname(enum cr_type t)
 
 static enum bundle_err want(struct cr *r, struct cr_item *it, enum cr_type t, const char *what)
 {
-	enum bundle_err e = cr_head(r, it);
+	enum bundle_err e = bundle_cr_head(r, it);
 	if (e)
 		return e;
 	if (it->type != t)
@@ -311,7 +311,7 @@ static enum bundle_err want(struct cr *r, struct cr_item *it, enum cr_type t, co
 	return BUNDLE_OK;
 }
 
-enum bundle_err cr_uint(struct cr *r, uint64_t *v, const char *what)
+enum bundle_err bundle_cr_uint(struct cr *r, uint64_t *v, const char *what)
 {
 	struct cr_item it;
 	enum bundle_err e = want(r, &it, CR_UINT, what);
@@ -320,10 +320,10 @@ enum bundle_err cr_uint(struct cr *r, uint64_t *v, const char *what)
 	return e;
 }
 
-enum bundle_err cr_int(struct cr *r, int64_t *v, const char *what)
+enum bundle_err bundle_cr_int(struct cr *r, int64_t *v, const char *what)
 {
 	struct cr_item it;
-	enum bundle_err e = cr_head(r, &it);
+	enum bundle_err e = bundle_cr_head(r, &it);
 	if (e)
 		return e;
 	if ((it.type != CR_UINT && it.type != CR_NEG) || it.val > INT64_MAX)
@@ -332,7 +332,7 @@ enum bundle_err cr_int(struct cr *r, int64_t *v, const char *what)
 	return BUNDLE_OK;
 }
 
-enum bundle_err cr_bstr(struct cr *r, struct bundle_bytes *v, const char *what)
+enum bundle_err bundle_cr_bstr(struct cr *r, struct bundle_bytes *v, const char *what)
 {
 	struct cr_item it;
 	enum bundle_err e = want(r, &it, CR_BSTR, what);
@@ -343,7 +343,7 @@ enum bundle_err cr_bstr(struct cr *r, struct bundle_bytes *v, const char *what)
 	return e;
 }
 
-enum bundle_err cr_tstr(struct cr *r, struct bundle_bytes *v, const char *what)
+enum bundle_err bundle_cr_tstr(struct cr *r, struct bundle_bytes *v, const char *what)
 {
 	struct cr_item it;
 	enum bundle_err e = want(r, &it, CR_TSTR, what);
@@ -354,7 +354,7 @@ enum bundle_err cr_tstr(struct cr *r, struct bundle_bytes *v, const char *what)
 	return e;
 }
 
-enum bundle_err cr_array(struct cr *r, uint64_t *n, const char *what)
+enum bundle_err bundle_cr_array(struct cr *r, uint64_t *n, const char *what)
 {
 	struct cr_item it;
 	enum bundle_err e = want(r, &it, CR_ARRAY, what);
@@ -366,7 +366,7 @@ enum bundle_err cr_array(struct cr *r, uint64_t *n, const char *what)
 	return e;
 }
 
-enum bundle_err cr_map(struct cr *r, uint64_t *n, const char *what)
+enum bundle_err bundle_cr_map(struct cr *r, uint64_t *n, const char *what)
 {
 	struct cr_item it;
 	enum bundle_err e = want(r, &it, CR_MAP, what);
@@ -378,7 +378,7 @@ enum bundle_err cr_map(struct cr *r, uint64_t *n, const char *what)
 	return e;
 }
 
-enum bundle_err cr_bool(struct cr *r, bool *v, const char *what)
+enum bundle_err bundle_cr_bool(struct cr *r, bool *v, const char *what)
 {
 	struct cr_item it;
 	enum bundle_err e = want(r, &it, CR_SIMPLE, what);
@@ -390,11 +390,11 @@ enum bundle_err cr_bool(struct cr *r, bool *v, const char *what)
 	return BUNDLE_OK;
 }
 
-enum bundle_err cr_key(struct cr *r, struct cr_key *k)
+enum bundle_err bundle_cr_key(struct cr *r, struct bundle_cr_key *k)
 {
 	struct cr_item it;
 	struct cr save = *r;
-	enum bundle_err e = cr_head(r, &it);
+	enum bundle_err e = bundle_cr_head(r, &it);
 	memset(k, 0, sizeof *k);
 	if (e)
 		return e;
@@ -412,10 +412,10 @@ enum bundle_err cr_key(struct cr *r, struct cr_key *k)
 	*r = save;
 	k->is_int = false;
 	k->s.ptr = NULL;
-	return cr_skip(r, NULL);
+	return bundle_cr_skip(r, NULL);
 }
 
-bool cr_key_is(const struct cr_key *k, const char *s)
+bool bundle_cr_key_is(const struct bundle_cr_key *k, const char *s)
 {
 	size_t n = strlen(s);
 	return !k->is_int && k->s.ptr && k->s.len == n && memcmp(k->s.ptr, s, n) == 0;
@@ -424,13 +424,13 @@ bool cr_key_is(const struct cr_key *k, const char *s)
 /* ---------------------------------------------------------------------------------------- */
 /* writer */
 
-void cw_init(struct cw *w, size_t max)
+void bundle_cw_init(struct cw *w, size_t max)
 {
 	memset(w, 0, sizeof *w);
 	w->max = max;
 }
 
-void cw_free(struct cw *w)
+void bundle_cw_free(struct cw *w)
 {
 	free(w->buf);
 	w->buf = NULL;
@@ -461,7 +461,7 @@ static bool reserve(struct cw *w, size_t n)
 	return true;
 }
 
-void cw_raw(struct cw *w, const void *p, size_t n)
+void bundle_cw_raw(struct cw *w, const void *p, size_t n)
 {
 	if (!reserve(w, n))
 		return;
@@ -482,42 +482,42 @@ void cw_raw(struct cw *w, const void *p, size_t n)
 		w->len += n_;                              \
 	} while (0)
 
-void cw_uint(struct cw *w, uint64_t v) { CW_HEAD(w, cbor_encode_uint(v, w->buf + w->len, 9)); }
+void bundle_cw_uint(struct cw *w, uint64_t v) { CW_HEAD(w, cbor_encode_uint(v, w->buf + w->len, 9)); }
 
-void cw_int(struct cw *w, int64_t v)
+void bundle_cw_int(struct cw *w, int64_t v)
 {
 	if (v >= 0)
-		cw_uint(w, (uint64_t)v);
+		bundle_cw_uint(w, (uint64_t)v);
 	else
 		CW_HEAD(w, cbor_encode_negint((uint64_t)(-(v + 1)), w->buf + w->len, 9));
 }
 
-void cw_bstr(struct cw *w, const void *p, size_t n)
+void bundle_cw_bstr(struct cw *w, const void *p, size_t n)
 {
 	CW_HEAD(w, cbor_encode_bytestring_start(n, w->buf + w->len, 9));
-	cw_raw(w, p, n);
+	bundle_cw_raw(w, p, n);
 }
 
-void cw_tstrn(struct cw *w, const void *p, size_t n)
+void bundle_cw_tstrn(struct cw *w, const void *p, size_t n)
 {
 	CW_HEAD(w, cbor_encode_string_start(n, w->buf + w->len, 9));
-	cw_raw(w, p, n);
+	bundle_cw_raw(w, p, n);
 }
 
-void cw_tstr(struct cw *w, const char *s) { cw_tstrn(w, s, strlen(s)); }
-void cw_array(struct cw *w, uint64_t n) { CW_HEAD(w, cbor_encode_array_start(n, w->buf + w->len, 9)); }
-void cw_map(struct cw *w, uint64_t n) { CW_HEAD(w, cbor_encode_map_start(n, w->buf + w->len, 9)); }
-void cw_tag(struct cw *w, uint64_t t) { CW_HEAD(w, cbor_encode_tag(t, w->buf + w->len, 9)); }
-void cw_null(struct cw *w) { CW_HEAD(w, cbor_encode_null(w->buf + w->len, 9)); }
-void cw_bool(struct cw *w, bool b) { CW_HEAD(w, cbor_encode_bool(b, w->buf + w->len, 9)); }
+void bundle_cw_tstr(struct cw *w, const char *s) { bundle_cw_tstrn(w, s, strlen(s)); }
+void bundle_cw_array(struct cw *w, uint64_t n) { CW_HEAD(w, cbor_encode_array_start(n, w->buf + w->len, 9)); }
+void bundle_cw_map(struct cw *w, uint64_t n) { CW_HEAD(w, cbor_encode_map_start(n, w->buf + w->len, 9)); }
+void bundle_cw_tag(struct cw *w, uint64_t t) { CW_HEAD(w, cbor_encode_tag(t, w->buf + w->len, 9)); }
+void bundle_cw_null(struct cw *w) { CW_HEAD(w, cbor_encode_null(w->buf + w->len, 9)); }
+void bundle_cw_bool(struct cw *w, bool b) { CW_HEAD(w, cbor_encode_bool(b, w->buf + w->len, 9)); }
 
-enum bundle_err cw_finish(struct cw *w, uint8_t **ret, size_t *ret_len)
+enum bundle_err bundle_cw_finish(struct cw *w, uint8_t **ret, size_t *ret_len)
 {
 	enum bundle_err e = w->err;
 	if (!e && !w->buf)
 		reserve(w, 1), e = w->err;
 	if (e) {
-		cw_free(w);
+		bundle_cw_free(w);
 		return e;
 	}
 	w->buf[w->len] = 0;
@@ -546,20 +546,20 @@ void bundle_sha384(const void *p, size_t n, uint8_t out[48])
 static void jstr(struct cw *o, const uint8_t *p, size_t n)
 {
 	static const char hx[] = "0123456789abcdef";
-	cw_raw(o, "\"", 1);
+	bundle_cw_raw(o, "\"", 1);
 	for (size_t i = 0; i < n; i++) {
 		uint8_t c = p[i];
 		if (c == '"' || c == '\\') {
 			uint8_t esc[2] = {'\\', c};
-			cw_raw(o, esc, 2);
+			bundle_cw_raw(o, esc, 2);
 		} else if (c < 0x20 || c == 0x7f) {
 			char esc[7] = {'\\', 'u', '0', '0', hx[c >> 4], hx[c & 15], 0};
-			cw_raw(o, esc, 6);
+			bundle_cw_raw(o, esc, 6);
 		} else {
-			cw_raw(o, &c, 1);
+			bundle_cw_raw(o, &c, 1);
 		}
 	}
-	cw_raw(o, "\"", 1);
+	bundle_cw_raw(o, "\"", 1);
 }
 
 static enum bundle_err tojson(struct cr *r, struct cw *o, int depth, bool as_key)
@@ -571,27 +571,27 @@ static enum bundle_err tojson(struct cr *r, struct cw *o, int depth, bool as_key
 
 	if (depth > BUNDLE_MAX_DEPTH)
 		return bundle_fail(BUNDLE_ERR_CBOR, "CBOR nested too deep");
-	if ((e = cr_head(r, &it)))
+	if ((e = bundle_cr_head(r, &it)))
 		return e;
 	switch (it.type) {
 	case CR_UINT:
 		snprintf(num, sizeof num, as_key ? "\"%" PRIu64 "\"" : "%" PRIu64, it.val);
-		cw_raw(o, num, strlen(num));
+		bundle_cw_raw(o, num, strlen(num));
 		break;
 	case CR_NEG:
 		if (it.val == UINT64_MAX)
 			snprintf(num, sizeof num, as_key ? "\"-18446744073709551616\"" : "-18446744073709551616");
 		else
 			snprintf(num, sizeof num, as_key ? "\"-%" PRIu64 "\"" : "-%" PRIu64, it.val + 1);
-		cw_raw(o, num, strlen(num));
+		bundle_cw_raw(o, num, strlen(num));
 		break;
 	case CR_BSTR:
-		cw_raw(o, "\"h'", 3);
+		bundle_cw_raw(o, "\"h'", 3);
 		for (size_t i = 0; i < it.len; i++) {
 			char h[2] = {hx[it.ptr[i] >> 4], hx[it.ptr[i] & 15]};
-			cw_raw(o, h, 2);
+			bundle_cw_raw(o, h, 2);
 		}
-		cw_raw(o, "'\"", 2);
+		bundle_cw_raw(o, "'\"", 2);
 		break;
 	case CR_TSTR:
 		jstr(o, it.ptr, it.len);
@@ -599,48 +599,48 @@ static enum bundle_err tojson(struct cr *r, struct cw *o, int depth, bool as_key
 	case CR_ARRAY:
 	case CR_MAP:
 		if (as_key) {
-			cw_raw(o, "\"<", 2);
-			cw_raw(o, it.type == CR_ARRAY ? "array" : "map", it.type == CR_ARRAY ? 5 : 3);
-			cw_raw(o, ">\"", 2);
+			bundle_cw_raw(o, "\"<", 2);
+			bundle_cw_raw(o, it.type == CR_ARRAY ? "array" : "map", it.type == CR_ARRAY ? 5 : 3);
+			bundle_cw_raw(o, ">\"", 2);
 			*r = (struct cr){it.start, r->end};
-			return cr_skip(r, NULL);
+			return bundle_cr_skip(r, NULL);
 		}
-		cw_raw(o, it.type == CR_ARRAY ? "[" : "{", 1);
+		bundle_cw_raw(o, it.type == CR_ARRAY ? "[" : "{", 1);
 		for (uint64_t i = 0; i < it.val; i++) {
 			if (i)
-				cw_raw(o, ",", 1);
+				bundle_cw_raw(o, ",", 1);
 			if (it.type == CR_MAP) {
 				if ((e = tojson(r, o, depth + 1, true)))
 					return e;
-				cw_raw(o, ":", 1);
+				bundle_cw_raw(o, ":", 1);
 			}
 			if ((e = tojson(r, o, depth + 1, false)))
 				return e;
 		}
-		cw_raw(o, it.type == CR_ARRAY ? "]" : "}", 1);
+		bundle_cw_raw(o, it.type == CR_ARRAY ? "]" : "}", 1);
 		break;
 	case CR_TAG:
 		if (as_key) {
-			cw_raw(o, "\"<tag>\"", 7);
+			bundle_cw_raw(o, "\"<tag>\"", 7);
 			*r = (struct cr){it.start, r->end};
-			return cr_skip(r, NULL);
+			return bundle_cr_skip(r, NULL);
 		}
 		snprintf(num, sizeof num, "{\"tag\":%" PRIu64 ",\"value\":", it.val);
-		cw_raw(o, num, strlen(num));
+		bundle_cw_raw(o, num, strlen(num));
 		if ((e = tojson(r, o, depth + 1, false)))
 			return e;
-		cw_raw(o, "}", 1);
+		bundle_cw_raw(o, "}", 1);
 		break;
 	case CR_SIMPLE: {
 		const char *s = it.val == 20 ? "false" : it.val == 21 ? "true" : it.val == 22 ? "null" : "\"undefined\"";
 		if (as_key)
 			jstr(o, (const uint8_t *)s, strlen(s));
 		else
-			cw_raw(o, s, strlen(s));
+			bundle_cw_raw(o, s, strlen(s));
 		break;
 	}
 	case CR_FLOAT:
-		cw_raw(o, "\"<float>\"", 9);
+		bundle_cw_raw(o, "\"<float>\"", 9);
 		break;
 	}
 	return o->err;
@@ -656,13 +656,13 @@ enum bundle_err bundle_cbor_to_json(const uint8_t *buf, size_t len, char **ret)
 
 	if ((e = bundle_cbor_check(buf, len, 0)))
 		return e;
-	cw_init(&o, 64u << 20);
-	cr_init(&r, buf, len);
+	bundle_cw_init(&o, 64u << 20);
+	bundle_cr_init(&r, buf, len);
 	if ((e = tojson(&r, &o, 0, false))) {
-		cw_free(&o);
+		bundle_cw_free(&o);
 		return e;
 	}
-	if ((e = cw_finish(&o, &out, &olen)))
+	if ((e = bundle_cw_finish(&o, &out, &olen)))
 		return e;
 	*ret = (char *)out;
 	return BUNDLE_OK;
@@ -671,7 +671,7 @@ enum bundle_err bundle_cbor_to_json(const uint8_t *buf, size_t len, char **ret)
 /* ---------------------------------------------------------------------------------------- */
 /* allocation pool for decoded structs */
 
-void *pool_alloc(struct pool *pl, size_t n)
+void *bundle_pool_alloc(struct pool *pl, size_t n)
 {
 	void *m;
 	if (pl->n == pl->cap) {
@@ -688,15 +688,15 @@ void *pool_alloc(struct pool *pl, size_t n)
 	return m;
 }
 
-void *pool_dup(struct pool *pl, const void *src, size_t n, bool nul)
+void *bundle_pool_dup(struct pool *pl, const void *src, size_t n, bool nul)
 {
-	uint8_t *m = pool_alloc(pl, n + (nul ? 1 : 0));
+	uint8_t *m = bundle_pool_alloc(pl, n + (nul ? 1 : 0));
 	if (m && n)
 		memcpy(m, src, n);
 	return m;
 }
 
-void pool_free(struct pool *pl)
+void bundle_pool_free(struct pool *pl)
 {
 	for (size_t i = 0; i < pl->n; i++)
 		free(pl->p[i]);

@@ -19,64 +19,64 @@ enum bundle_err bundle_encode_protected(int alg, struct bundle_bytes kid, const 
 	ncwt = !!hdr->cwt_iss + !!hdr->cwt_sub + !!hdr->cwt_iat;
 	n += !!hdr->content_type + !!kid.ptr + !!ncwt + !!hdr->typ + !!hdr->payload_hash_alg +
 	     !!hdr->preimage_content_type + !!hdr->vds;
-	cw_init(&w, BUNDLE_MAX_COSE);
-	cw_map(&w, n); /* keys in ascending order = canonical order for these uints */
-	cw_uint(&w, 1);
-	cw_int(&w, alg);
+	bundle_cw_init(&w, BUNDLE_MAX_COSE);
+	bundle_cw_map(&w, n); /* keys in ascending order = canonical order for these uints */
+	bundle_cw_uint(&w, 1);
+	bundle_cw_int(&w, alg);
 	if (hdr->content_type) {
-		cw_uint(&w, 3);
-		cw_tstr(&w, hdr->content_type);
+		bundle_cw_uint(&w, 3);
+		bundle_cw_tstr(&w, hdr->content_type);
 	}
 	if (kid.ptr) {
-		cw_uint(&w, 4);
-		cw_bstr(&w, kid.ptr, kid.len);
+		bundle_cw_uint(&w, 4);
+		bundle_cw_bstr(&w, kid.ptr, kid.len);
 	}
 	if (ncwt) {
-		cw_uint(&w, 15);
-		cw_map(&w, (uint64_t)ncwt);
+		bundle_cw_uint(&w, 15);
+		bundle_cw_map(&w, (uint64_t)ncwt);
 		if (hdr->cwt_iss) {
-			cw_uint(&w, 1);
-			cw_tstr(&w, hdr->cwt_iss);
+			bundle_cw_uint(&w, 1);
+			bundle_cw_tstr(&w, hdr->cwt_iss);
 		}
 		if (hdr->cwt_sub) {
-			cw_uint(&w, 2);
-			cw_tstr(&w, hdr->cwt_sub);
+			bundle_cw_uint(&w, 2);
+			bundle_cw_tstr(&w, hdr->cwt_sub);
 		}
 		if (hdr->cwt_iat) {
-			cw_uint(&w, 6);
-			cw_int(&w, hdr->cwt_iat);
+			bundle_cw_uint(&w, 6);
+			bundle_cw_int(&w, hdr->cwt_iat);
 		}
 	}
 	if (hdr->typ) {
-		cw_uint(&w, 16);
-		cw_tstr(&w, hdr->typ);
+		bundle_cw_uint(&w, 16);
+		bundle_cw_tstr(&w, hdr->typ);
 	}
 	if (hdr->payload_hash_alg) {
-		cw_uint(&w, 258);
-		cw_int(&w, hdr->payload_hash_alg);
+		bundle_cw_uint(&w, 258);
+		bundle_cw_int(&w, hdr->payload_hash_alg);
 	}
 	if (hdr->preimage_content_type) {
-		cw_uint(&w, 259);
-		cw_tstr(&w, hdr->preimage_content_type);
+		bundle_cw_uint(&w, 259);
+		bundle_cw_tstr(&w, hdr->preimage_content_type);
 	}
 	if (hdr->vds) {
-		cw_uint(&w, 395);
-		cw_int(&w, hdr->vds);
+		bundle_cw_uint(&w, 395);
+		bundle_cw_int(&w, hdr->vds);
 	}
-	return cw_finish(&w, ret, ret_len);
+	return bundle_cw_finish(&w, ret, ret_len);
 }
 
 enum bundle_err bundle_sig_structure(const uint8_t *prot, size_t prot_len, const uint8_t *payload,
 				     size_t payload_len, uint8_t **ret, size_t *ret_len)
 {
 	struct cw w;
-	cw_init(&w, BUNDLE_MAX_EVIDENCE + 4096);
-	cw_array(&w, 4);
-	cw_tstr(&w, "Signature1");
-	cw_bstr(&w, prot, prot_len);
-	cw_bstr(&w, "", 0);
-	cw_bstr(&w, payload, payload_len);
-	return cw_finish(&w, ret, ret_len);
+	bundle_cw_init(&w, BUNDLE_MAX_EVIDENCE + 4096);
+	bundle_cw_array(&w, 4);
+	bundle_cw_tstr(&w, "Signature1");
+	bundle_cw_bstr(&w, prot, prot_len);
+	bundle_cw_bstr(&w, "", 0);
+	bundle_cw_bstr(&w, payload, payload_len);
+	return bundle_cw_finish(&w, ret, ret_len);
 }
 
 enum bundle_err bundle_sign_tbs(const struct bundle_signer *s, const uint8_t *prot, size_t prot_len,
@@ -135,17 +135,17 @@ enum bundle_err bundle_cose_sign1(const struct bundle_signer *s, const struct bu
 		return e;
 	if ((e = bundle_sign_tbs(s, prot, prot_len, payload ? payload : (const uint8_t *)"", payload_len, sig, &sl)))
 		goto out;
-	cw_init(&w, BUNDLE_MAX_COSE);
-	cw_tag(&w, 18);
-	cw_array(&w, 4);
-	cw_bstr(&w, prot, prot_len);
-	cw_map(&w, 0);
+	bundle_cw_init(&w, BUNDLE_MAX_COSE);
+	bundle_cw_tag(&w, 18);
+	bundle_cw_array(&w, 4);
+	bundle_cw_bstr(&w, prot, prot_len);
+	bundle_cw_map(&w, 0);
 	if (detached)
-		cw_null(&w);
+		bundle_cw_null(&w);
 	else
-		cw_bstr(&w, payload ? payload : (const uint8_t *)"", payload_len);
-	cw_bstr(&w, sig, sl);
-	e = cw_finish(&w, ret, ret_len);
+		bundle_cw_bstr(&w, payload ? payload : (const uint8_t *)"", payload_len);
+	bundle_cw_bstr(&w, sig, sl);
+	e = bundle_cw_finish(&w, ret, ret_len);
 out:
 	free(prot);
 	return e;
@@ -167,30 +167,30 @@ static bool understood(int64_t label)
 static enum bundle_err parse_cwt(struct cr *r, struct bundle_cose *c)
 {
 	uint64_t n;
-	enum bundle_err e = cr_map(r, &n, "CWT claims (15)");
+	enum bundle_err e = bundle_cr_map(r, &n, "CWT claims (15)");
 	if (e)
 		return e;
 	for (uint64_t i = 0; i < n; i++) {
-		struct cr_key k;
-		if ((e = cr_key(r, &k)))
+		struct bundle_cr_key k;
+		if ((e = bundle_cr_key(r, &k)))
 			return e;
 		if (k.is_int && k.i == 1)
-			e = cr_tstr(r, &c->cwt_iss, "CWT iss");
+			e = bundle_cr_tstr(r, &c->cwt_iss, "CWT iss");
 		else if (k.is_int && k.i == 2)
-			e = cr_tstr(r, &c->cwt_sub, "CWT sub");
+			e = bundle_cr_tstr(r, &c->cwt_sub, "CWT sub");
 		else if (k.is_int && k.i == 6) {
 			struct cr_item it;
-			if ((e = cr_peek(r, &it)))
+			if ((e = bundle_cr_peek(r, &it)))
 				return e;
 			if (it.type == CR_TAG) { /* 1(int) as some issuers write it */
-				if ((e = cr_head(r, &it)))
+				if ((e = bundle_cr_head(r, &it)))
 					return e;
 				if (it.val != 1)
 					return bundle_fail(BUNDLE_ERR_FORMAT, "CWT iat: tag %llu", (unsigned long long)it.val);
 			}
-			e = cr_int(r, &c->cwt_iat, "CWT iat");
+			e = bundle_cr_int(r, &c->cwt_iat, "CWT iat");
 		} else
-			e = cr_skip(r, NULL);
+			e = bundle_cr_skip(r, NULL);
 		if (e)
 			return e;
 	}
@@ -200,12 +200,12 @@ static enum bundle_err parse_cwt(struct cr *r, struct bundle_cose *c)
 static enum bundle_err tstr_or_uint(struct cr *r, struct bundle_bytes *s, int64_t *u, const char *what)
 {
 	struct cr_item it;
-	enum bundle_err e = cr_peek(r, &it);
+	enum bundle_err e = bundle_cr_peek(r, &it);
 	if (e)
 		return e;
 	if (it.type == CR_UINT && u)
-		return cr_int(r, u, what);
-	return cr_tstr(r, s, what);
+		return bundle_cr_int(r, u, what);
+	return bundle_cr_tstr(r, s, what);
 }
 
 static enum bundle_err parse_protected(const uint8_t *p, size_t len, struct bundle_cose *c)
@@ -216,23 +216,23 @@ static enum bundle_err parse_protected(const uint8_t *p, size_t len, struct bund
 
 	if (len == 0)
 		return BUNDLE_OK; /* h'' = empty map */
-	cr_init(&r, p, len);
-	if ((e = cr_map(&r, &n, "protected header")))
+	bundle_cr_init(&r, p, len);
+	if ((e = bundle_cr_map(&r, &n, "protected header")))
 		return e;
 	for (uint64_t i = 0; i < n; i++) {
-		struct cr_key k;
+		struct bundle_cr_key k;
 		int bit = -1;
-		if ((e = cr_key(&r, &k)))
+		if ((e = bundle_cr_key(&r, &k)))
 			return e;
 		if (k.is_int) {
 			switch (k.i) {
-			case 1: bit = 0; e = cr_int(&r, &c->alg, "alg (1)"); break;
-			case 2: bit = 1; e = cr_skip(&r, &c->crit); break;
+			case 1: bit = 0; e = bundle_cr_int(&r, &c->alg, "alg (1)"); break;
+			case 2: bit = 1; e = bundle_cr_skip(&r, &c->crit); break;
 			case 3: bit = 2; e = tstr_or_uint(&r, &c->content_type, &c->content_type_uint, "content type (3)"); break;
 			case 4: {
 				struct cr_item it;
 				bit = 3;
-				if ((e = cr_head(&r, &it)))
+				if ((e = bundle_cr_head(&r, &it)))
 					break;
 				if (it.type != CR_BSTR && it.type != CR_TSTR)
 					e = bundle_fail(BUNDLE_ERR_FORMAT, "kid (4): not a bstr");
@@ -242,19 +242,19 @@ static enum bundle_err parse_protected(const uint8_t *p, size_t len, struct bund
 			}
 			case 15: bit = 4; e = parse_cwt(&r, c); break;
 			case 16: bit = 5; e = tstr_or_uint(&r, &c->typ, NULL, "typ (16)"); break;
-			case 33: bit = 6; e = cr_skip(&r, &c->x5chain); break;
-			case 258: bit = 7; e = cr_int(&r, &c->payload_hash_alg, "payload-hash-alg (258)"); break;
+			case 33: bit = 6; e = bundle_cr_skip(&r, &c->x5chain); break;
+			case 258: bit = 7; e = bundle_cr_int(&r, &c->payload_hash_alg, "payload-hash-alg (258)"); break;
 			case 259: {
 				int64_t dummy = -1;
 				bit = 8;
 				e = tstr_or_uint(&r, &c->preimage_content_type, &dummy, "preimage content type (259)");
 				break;
 			}
-			case 395: bit = 9; e = cr_int(&r, &c->vds, "vds (395)"); break;
-			default: e = cr_skip(&r, NULL); break;
+			case 395: bit = 9; e = bundle_cr_int(&r, &c->vds, "vds (395)"); break;
+			default: e = bundle_cr_skip(&r, NULL); break;
 			}
 		} else {
-			e = cr_skip(&r, NULL);
+			e = bundle_cr_skip(&r, NULL);
 		}
 		if (e)
 			return e;
@@ -269,14 +269,14 @@ static enum bundle_err parse_protected(const uint8_t *p, size_t len, struct bund
 	if (c->crit.ptr) {
 		struct cr cr;
 		uint64_t cn;
-		cr_init(&cr, c->crit.ptr, c->crit.len);
-		if ((e = cr_array(&cr, &cn, "crit (2)")))
+		bundle_cr_init(&cr, c->crit.ptr, c->crit.len);
+		if ((e = bundle_cr_array(&cr, &cn, "crit (2)")))
 			return e;
 		if (cn == 0)
 			return bundle_fail(BUNDLE_ERR_FORMAT, "crit (2) is empty");
 		for (uint64_t i = 0; i < cn; i++) {
-			struct cr_key k;
-			if ((e = cr_key(&cr, &k)))
+			struct bundle_cr_key k;
+			if ((e = bundle_cr_key(&cr, &k)))
 				return e;
 			if (!k.is_int || !understood(k.i)) {
 				c->crit_unknown = 1;
@@ -301,39 +301,39 @@ static enum bundle_err parse_unprotected(const uint8_t *p, size_t len, struct bu
 	uint64_t n;
 	enum bundle_err e;
 
-	cr_init(&r, p, len);
-	if ((e = cr_map(&r, &n, "unprotected header")))
+	bundle_cr_init(&r, p, len);
+	if ((e = bundle_cr_map(&r, &n, "unprotected header")))
 		return e;
 	for (uint64_t i = 0; i < n; i++) {
-		struct cr_key k;
-		if ((e = cr_key(&r, &k)))
+		struct bundle_cr_key k;
+		if ((e = bundle_cr_key(&r, &k)))
 			return e;
 		if (k.is_int && k.i == 4 && !c->kid.ptr) {
 			struct cr_item it;
-			if ((e = cr_head(&r, &it)))
+			if ((e = bundle_cr_head(&r, &it)))
 				return e;
 			if (it.type != CR_BSTR && it.type != CR_TSTR)
 				return bundle_fail(BUNDLE_ERR_FORMAT, "kid (4): not a bstr");
 			c->kid.ptr = it.ptr;
 			c->kid.len = it.len;
 		} else if (k.is_int && k.i == 33 && !c->x5chain.ptr) {
-			e = cr_skip(&r, &c->x5chain);
+			e = bundle_cr_skip(&r, &c->x5chain);
 		} else if (k.is_int && k.i == 394) {
 			struct cr_item it;
-			if ((e = cr_peek(&r, &it)))
+			if ((e = bundle_cr_peek(&r, &it)))
 				return e;
 			if (it.type != CR_ARRAY)
 				return bundle_fail(BUNDLE_ERR_FORMAT, "receipts (394): not an array");
-			e = cr_skip(&r, &c->receipts);
+			e = bundle_cr_skip(&r, &c->receipts);
 		} else if (k.is_int && k.i == 396) {
 			struct cr_item it;
-			if ((e = cr_peek(&r, &it)))
+			if ((e = bundle_cr_peek(&r, &it)))
 				return e;
 			if (it.type != CR_MAP)
 				return bundle_fail(BUNDLE_ERR_FORMAT, "proofs (396): not a map");
-			e = cr_skip(&r, &c->vdp);
+			e = bundle_cr_skip(&r, &c->vdp);
 		} else {
-			e = cr_skip(&r, NULL);
+			e = bundle_cr_skip(&r, NULL);
 		}
 		if (e)
 			return e;
@@ -359,33 +359,33 @@ enum bundle_err bundle_cose_parse_items(const uint8_t *buf, size_t len, struct b
 		return e;
 	memset(&c, 0, sizeof c);
 	c.content_type_uint = -1;
-	cr_init(&r, buf, len);
-	if ((e = cr_peek(&r, &it)))
+	bundle_cr_init(&r, buf, len);
+	if ((e = bundle_cr_peek(&r, &it)))
 		return e;
 	if (it.type == CR_TAG) {
-		cr_head(&r, &it);
+		bundle_cr_head(&r, &it);
 		if (it.val != 18)
 			return bundle_fail(BUNDLE_ERR_FORMAT, "tag %llu, not COSE_Sign1 (18)", (unsigned long long)it.val);
 		c.tagged = 1;
 	}
-	if ((e = cr_array(&r, &n, "COSE_Sign1")))
+	if ((e = bundle_cr_array(&r, &n, "COSE_Sign1")))
 		return e;
 	if (n != 4)
 		return bundle_fail(BUNDLE_ERR_FORMAT, "COSE_Sign1 array of %llu elements, not 4", (unsigned long long)n);
 	items[0].ptr = r.p;
-	if ((e = cr_bstr(&r, &c.protected_bstr, "protected header")))
+	if ((e = bundle_cr_bstr(&r, &c.protected_bstr, "protected header")))
 		return e;
 	items[0].len = (size_t)(r.p - items[0].ptr);
 	c.protected_item = items[0];
-	if ((e = cr_peek(&r, &it)))
+	if ((e = bundle_cr_peek(&r, &it)))
 		return e;
 	if (it.type != CR_MAP)
 		return bundle_fail(BUNDLE_ERR_FORMAT, "unprotected header: not a map");
-	if ((e = cr_skip(&r, &c.unprotected)))
+	if ((e = bundle_cr_skip(&r, &c.unprotected)))
 		return e;
 	items[1] = c.unprotected;
 	items[2].ptr = r.p;
-	if ((e = cr_head(&r, &it)))
+	if ((e = bundle_cr_head(&r, &it)))
 		return e;
 	if (it.type == CR_BSTR) {
 		c.payload.ptr = it.ptr;
@@ -397,7 +397,7 @@ enum bundle_err bundle_cose_parse_items(const uint8_t *buf, size_t len, struct b
 	}
 	items[2].len = (size_t)(r.p - items[2].ptr);
 	items[3].ptr = r.p;
-	if ((e = cr_bstr(&r, &c.signature, "signature")))
+	if ((e = bundle_cr_bstr(&r, &c.signature, "signature")))
 		return e;
 	items[3].len = (size_t)(r.p - items[3].ptr);
 	if (!cr_done(&r))

@@ -50,96 +50,96 @@ enum bundle_err bundle_ear_encode(const struct bundle_ear *e, uint8_t **ret, siz
 	n = 2 /* profile, submods */ + !!e->exp + !!e->iat + !!e->nonce.ptr +
 	    !!(e->verifier_developer || e->verifier_build) + !!e->n_tools + !!e->host_id + !!e->n_reasons +
 	    !!e->credential.ptr + !!e->has_statement_hash;
-	cw_init(&w, BUNDLE_MAX_COSE);
-	cw_map(&w, n);
+	bundle_cw_init(&w, BUNDLE_MAX_COSE);
+	bundle_cw_map(&w, n);
 	if (e->exp) {
-		cw_uint(&w, K_EXP);
-		cw_int(&w, e->exp);
+		bundle_cw_uint(&w, K_EXP);
+		bundle_cw_int(&w, e->exp);
 	}
 	if (e->iat) {
-		cw_uint(&w, K_IAT);
-		cw_int(&w, e->iat);
+		bundle_cw_uint(&w, K_IAT);
+		bundle_cw_int(&w, e->iat);
 	}
 	if (e->nonce.ptr) {
-		cw_uint(&w, K_NONCE);
-		cw_bstr(&w, e->nonce.ptr, e->nonce.len);
+		bundle_cw_uint(&w, K_NONCE);
+		bundle_cw_bstr(&w, e->nonce.ptr, e->nonce.len);
 	}
-	cw_uint(&w, K_PROFILE);
-	cw_tstr(&w, e->profile ? e->profile : BUNDLE_EAR_PROFILE);
-	cw_uint(&w, K_SUBMODS);
-	cw_map(&w, 1);
-	cw_tstr(&w, BUNDLE_EAR_SUBMOD);
-	cw_map(&w, nsub);
-	cw_uint(&w, K_STATUS);
-	cw_int(&w, e->status);
+	bundle_cw_uint(&w, K_PROFILE);
+	bundle_cw_tstr(&w, e->profile ? e->profile : BUNDLE_EAR_PROFILE);
+	bundle_cw_uint(&w, K_SUBMODS);
+	bundle_cw_map(&w, 1);
+	bundle_cw_tstr(&w, BUNDLE_EAR_SUBMOD);
+	bundle_cw_map(&w, nsub);
+	bundle_cw_uint(&w, K_STATUS);
+	bundle_cw_int(&w, e->status);
 	if (ntv) {
-		cw_uint(&w, K_TV);
-		cw_map(&w, ntv);
+		bundle_cw_uint(&w, K_TV);
+		bundle_cw_map(&w, ntv);
 		for (int i = 0; i < BUNDLE_TV_COUNT; i++) {
 			if (e->tv[i] == BUNDLE_TV_ABSENT)
 				continue;
-			cw_uint(&w, (uint64_t)i);
-			cw_int(&w, e->tv[i]);
+			bundle_cw_uint(&w, (uint64_t)i);
+			bundle_cw_int(&w, e->tv[i]);
 		}
 	}
 	if (e->policy_id) {
-		cw_uint(&w, K_POLICY);
-		cw_tstr(&w, e->policy_id);
+		bundle_cw_uint(&w, K_POLICY);
+		bundle_cw_tstr(&w, e->policy_id);
 	}
 	if (e->verifier_developer || e->verifier_build) {
-		cw_uint(&w, K_VERIFIER);
-		cw_map(&w, (uint64_t)(!!e->verifier_developer + !!e->verifier_build));
+		bundle_cw_uint(&w, K_VERIFIER);
+		bundle_cw_map(&w, (uint64_t)(!!e->verifier_developer + !!e->verifier_build));
 		if (e->verifier_developer) {
-			cw_uint(&w, 0);
-			cw_tstr(&w, e->verifier_developer);
+			bundle_cw_uint(&w, 0);
+			bundle_cw_tstr(&w, e->verifier_developer);
 		}
 		if (e->verifier_build) {
-			cw_uint(&w, 1);
-			cw_tstr(&w, e->verifier_build);
+			bundle_cw_uint(&w, 1);
+			bundle_cw_tstr(&w, e->verifier_build);
 		}
 	}
 	/* text keys: shorter first, then bytewise */
 	if (e->n_tools) {
-		cw_tstr(&w, S_TOOLS);
-		cw_array(&w, e->n_tools);
+		bundle_cw_tstr(&w, S_TOOLS);
+		bundle_cw_array(&w, e->n_tools);
 		for (size_t i = 0; i < e->n_tools; i++)
-			cw_tstr(&w, e->tools[i] ? e->tools[i] : "");
+			bundle_cw_tstr(&w, e->tools[i] ? e->tools[i] : "");
 	}
 	if (e->host_id) {
-		cw_tstr(&w, S_HOST);
-		cw_tstr(&w, e->host_id);
+		bundle_cw_tstr(&w, S_HOST);
+		bundle_cw_tstr(&w, e->host_id);
 	}
 	if (e->n_reasons) {
-		cw_tstr(&w, S_REASONS);
-		cw_array(&w, e->n_reasons);
+		bundle_cw_tstr(&w, S_REASONS);
+		bundle_cw_array(&w, e->n_reasons);
 		for (size_t i = 0; i < e->n_reasons; i++) {
-			cw_map(&w, 2);
-			cw_tstr(&w, "type");
-			cw_tstr(&w, e->reasons[i].type ? e->reasons[i].type : "");
-			cw_tstr(&w, "detail");
-			cw_tstr(&w, e->reasons[i].detail ? e->reasons[i].detail : "");
+			bundle_cw_map(&w, 2);
+			bundle_cw_tstr(&w, "type");
+			bundle_cw_tstr(&w, e->reasons[i].type ? e->reasons[i].type : "");
+			bundle_cw_tstr(&w, "detail");
+			bundle_cw_tstr(&w, e->reasons[i].detail ? e->reasons[i].detail : "");
 		}
 	}
 	if (e->credential.ptr) {
-		cw_tstr(&w, S_CRED);
-		cw_bstr(&w, e->credential.ptr, e->credential.len);
+		bundle_cw_tstr(&w, S_CRED);
+		bundle_cw_bstr(&w, e->credential.ptr, e->credential.len);
 	}
 	if (e->has_statement_hash) {
-		cw_tstr(&w, S_STMT);
-		cw_bstr(&w, e->statement_hash, 32);
+		bundle_cw_tstr(&w, S_STMT);
+		bundle_cw_bstr(&w, e->statement_hash, 32);
 	}
-	return cw_finish(&w, ret, ret_len);
+	return bundle_cw_finish(&w, ret, ret_len);
 }
 
 static enum bundle_err dup_str(struct pool *pl, struct cr *r, const char **out, const char *what)
 {
 	struct bundle_bytes s;
-	enum bundle_err e = cr_tstr(r, &s, what);
+	enum bundle_err e = bundle_cr_tstr(r, &s, what);
 	if (e)
 		return e;
 	if (memchr(s.ptr, 0, s.len))
 		return bundle_fail(BUNDLE_ERR_FORMAT, "%s: embedded NUL", what);
-	if (!(*out = pool_dup(pl, s.ptr, s.len, true)))
+	if (!(*out = bundle_pool_dup(pl, s.ptr, s.len, true)))
 		return bundle_fail(BUNDLE_ERR_NOMEM, "%s", what);
 	return BUNDLE_OK;
 }
@@ -147,10 +147,10 @@ static enum bundle_err dup_str(struct pool *pl, struct cr *r, const char **out, 
 static enum bundle_err dup_bytes(struct pool *pl, struct cr *r, struct bundle_bytes *out, const char *what)
 {
 	struct bundle_bytes s;
-	enum bundle_err e = cr_bstr(r, &s, what);
+	enum bundle_err e = bundle_cr_bstr(r, &s, what);
 	if (e)
 		return e;
-	if (!(out->ptr = pool_dup(pl, s.ptr, s.len, false)))
+	if (!(out->ptr = bundle_pool_dup(pl, s.ptr, s.len, false)))
 		return bundle_fail(BUNDLE_ERR_NOMEM, "%s", what);
 	out->len = s.len;
 	return BUNDLE_OK;
@@ -159,16 +159,16 @@ static enum bundle_err dup_bytes(struct pool *pl, struct cr *r, struct bundle_by
 static enum bundle_err dec_submod(struct cr *r, struct bundle_ear *e, struct pool *pl, bool *have_status)
 {
 	uint64_t n;
-	enum bundle_err err = cr_map(r, &n, "EAR submodule");
+	enum bundle_err err = bundle_cr_map(r, &n, "EAR submodule");
 	if (err)
 		return err;
 	for (uint64_t i = 0; i < n; i++) {
-		struct cr_key k;
-		if ((err = cr_key(r, &k)))
+		struct bundle_cr_key k;
+		if ((err = bundle_cr_key(r, &k)))
 			return err;
 		if (k.is_int && k.i == K_STATUS) {
 			int64_t v;
-			if ((err = cr_int(r, &v, "ear.status")))
+			if ((err = bundle_cr_int(r, &v, "ear.status")))
 				return err;
 			if (!status_ok((int)v) || v != (int)v)
 				return bundle_fail(BUNDLE_ERR_FORMAT, "ear.status %lld", (long long)v);
@@ -176,11 +176,11 @@ static enum bundle_err dec_submod(struct cr *r, struct bundle_ear *e, struct poo
 			*have_status = true;
 		} else if (k.is_int && k.i == K_TV) {
 			uint64_t m;
-			if ((err = cr_map(r, &m, "ear.trustworthiness-vector")))
+			if ((err = bundle_cr_map(r, &m, "ear.trustworthiness-vector")))
 				return err;
 			for (uint64_t j = 0; j < m; j++) {
 				int64_t idx, v;
-				if ((err = cr_int(r, &idx, "trustworthiness claim")) || (err = cr_int(r, &v, "trustworthiness value")))
+				if ((err = bundle_cr_int(r, &idx, "trustworthiness claim")) || (err = bundle_cr_int(r, &v, "trustworthiness value")))
 					return err;
 				if (v < -127 || v > 127)
 					return bundle_fail(BUNDLE_ERR_FORMAT, "trustworthiness value %lld", (long long)v);
@@ -190,7 +190,7 @@ static enum bundle_err dec_submod(struct cr *r, struct bundle_ear *e, struct poo
 		} else if (k.is_int && k.i == K_POLICY) {
 			if ((err = dup_str(pl, r, &e->policy_id, "ear.appraisal-policy-id")))
 				return err;
-		} else if ((err = cr_skip(r, NULL))) {
+		} else if ((err = bundle_cr_skip(r, NULL))) {
 			return err;
 		}
 	}
@@ -218,17 +218,17 @@ enum bundle_err bundle_ear_decode(const uint8_t *buf, size_t len, struct bundle_
 	e = &b->e;
 	for (int i = 0; i < BUNDLE_TV_COUNT; i++)
 		e->tv[i] = BUNDLE_TV_ABSENT;
-	cr_init(&r, buf, len);
-	if ((err = cr_map(&r, &n, "EAR claims")))
+	bundle_cr_init(&r, buf, len);
+	if ((err = bundle_cr_map(&r, &n, "EAR claims")))
 		goto out;
 	for (uint64_t i = 0; i < n && !err; i++) {
-		struct cr_key k;
-		if ((err = cr_key(&r, &k)))
+		struct bundle_cr_key k;
+		if ((err = bundle_cr_key(&r, &k)))
 			break;
 		if (k.is_int && k.i == K_EXP)
-			err = cr_int(&r, &e->exp, "exp");
+			err = bundle_cr_int(&r, &e->exp, "exp");
 		else if (k.is_int && k.i == K_IAT)
-			err = cr_int(&r, &e->iat, "iat");
+			err = bundle_cr_int(&r, &e->iat, "iat");
 		else if (k.is_int && k.i == K_NONCE)
 			err = dup_bytes(&b->pool, &r, &e->nonce, "eat_nonce");
 		else if (k.is_int && k.i == K_PROFILE) {
@@ -236,38 +236,38 @@ enum bundle_err bundle_ear_decode(const uint8_t *buf, size_t len, struct bundle_
 			have_profile = true;
 		} else if (k.is_int && k.i == K_SUBMODS) {
 			uint64_t m;
-			if ((err = cr_map(&r, &m, "submods")))
+			if ((err = bundle_cr_map(&r, &m, "submods")))
 				break;
 			for (uint64_t j = 0; j < m && !err; j++) {
-				struct cr_key sk;
-				if ((err = cr_key(&r, &sk)))
+				struct bundle_cr_key sk;
+				if ((err = bundle_cr_key(&r, &sk)))
 					break;
-				if (cr_key_is(&sk, BUNDLE_EAR_SUBMOD))
+				if (bundle_cr_key_is(&sk, BUNDLE_EAR_SUBMOD))
 					err = dec_submod(&r, e, &b->pool, &have_status);
 				else
-					err = cr_skip(&r, NULL);
+					err = bundle_cr_skip(&r, NULL);
 			}
 		} else if (k.is_int && k.i == K_VERIFIER) {
 			uint64_t m;
-			if ((err = cr_map(&r, &m, "ear.verifier-id")))
+			if ((err = bundle_cr_map(&r, &m, "ear.verifier-id")))
 				break;
 			for (uint64_t j = 0; j < m && !err; j++) {
-				struct cr_key vk;
-				if ((err = cr_key(&r, &vk)))
+				struct bundle_cr_key vk;
+				if ((err = bundle_cr_key(&r, &vk)))
 					break;
 				if (vk.is_int && vk.i == 0)
 					err = dup_str(&b->pool, &r, &e->verifier_developer, "verifier developer");
 				else if (vk.is_int && vk.i == 1)
 					err = dup_str(&b->pool, &r, &e->verifier_build, "verifier build");
 				else
-					err = cr_skip(&r, NULL);
+					err = bundle_cr_skip(&r, NULL);
 			}
-		} else if (cr_key_is(&k, S_TOOLS)) {
+		} else if (bundle_cr_key_is(&k, S_TOOLS)) {
 			uint64_t m;
 			const char **t;
-			if ((err = cr_array(&r, &m, S_TOOLS)))
+			if ((err = bundle_cr_array(&r, &m, S_TOOLS)))
 				break;
-			if (!(t = pool_alloc(&b->pool, (size_t)(m ? m : 1) * sizeof *t))) {
+			if (!(t = bundle_pool_alloc(&b->pool, (size_t)(m ? m : 1) * sizeof *t))) {
 				err = bundle_fail(BUNDLE_ERR_NOMEM, "tools");
 				break;
 			}
@@ -275,31 +275,31 @@ enum bundle_err bundle_ear_decode(const uint8_t *buf, size_t len, struct bundle_
 				err = dup_str(&b->pool, &r, &t[j], "tool name");
 			e->tools = t;
 			e->n_tools = (size_t)m;
-		} else if (cr_key_is(&k, S_HOST)) {
+		} else if (bundle_cr_key_is(&k, S_HOST)) {
 			err = dup_str(&b->pool, &r, &e->host_id, S_HOST);
-		} else if (cr_key_is(&k, S_REASONS)) {
+		} else if (bundle_cr_key_is(&k, S_REASONS)) {
 			uint64_t m;
 			struct bundle_ear_reason *rs;
-			if ((err = cr_array(&r, &m, S_REASONS)))
+			if ((err = bundle_cr_array(&r, &m, S_REASONS)))
 				break;
-			if (!(rs = pool_alloc(&b->pool, (size_t)(m ? m : 1) * sizeof *rs))) {
+			if (!(rs = bundle_pool_alloc(&b->pool, (size_t)(m ? m : 1) * sizeof *rs))) {
 				err = bundle_fail(BUNDLE_ERR_NOMEM, "reasons");
 				break;
 			}
 			for (uint64_t j = 0; j < m && !err; j++) {
 				uint64_t q;
-				if ((err = cr_map(&r, &q, "reason")))
+				if ((err = bundle_cr_map(&r, &q, "reason")))
 					break;
 				for (uint64_t x = 0; x < q && !err; x++) {
-					struct cr_key rk;
-					if ((err = cr_key(&r, &rk)))
+					struct bundle_cr_key rk;
+					if ((err = bundle_cr_key(&r, &rk)))
 						break;
-					if (cr_key_is(&rk, "type"))
+					if (bundle_cr_key_is(&rk, "type"))
 						err = dup_str(&b->pool, &r, &rs[j].type, "reason type");
-					else if (cr_key_is(&rk, "detail"))
+					else if (bundle_cr_key_is(&rk, "detail"))
 						err = dup_str(&b->pool, &r, &rs[j].detail, "reason detail");
 					else
-						err = cr_skip(&r, NULL);
+						err = bundle_cr_skip(&r, NULL);
 				}
 				if (!err && !rs[j].type)
 					err = bundle_fail(BUNDLE_ERR_FORMAT, "reason without type");
@@ -308,11 +308,11 @@ enum bundle_err bundle_ear_decode(const uint8_t *buf, size_t len, struct bundle_
 			}
 			e->reasons = rs;
 			e->n_reasons = (size_t)m;
-		} else if (cr_key_is(&k, S_CRED)) {
+		} else if (bundle_cr_key_is(&k, S_CRED)) {
 			err = dup_bytes(&b->pool, &r, &e->credential, S_CRED);
-		} else if (cr_key_is(&k, S_STMT)) {
+		} else if (bundle_cr_key_is(&k, S_STMT)) {
 			struct bundle_bytes h;
-			if ((err = cr_bstr(&r, &h, S_STMT)))
+			if ((err = bundle_cr_bstr(&r, &h, S_STMT)))
 				break;
 			if (h.len != 32) {
 				err = bundle_fail(BUNDLE_ERR_FORMAT, "%s of %zu bytes", S_STMT, h.len);
@@ -321,7 +321,7 @@ enum bundle_err bundle_ear_decode(const uint8_t *buf, size_t len, struct bundle_
 			memcpy(e->statement_hash, h.ptr, 32);
 			e->has_statement_hash = 1;
 		} else {
-			err = cr_skip(&r, NULL);
+			err = bundle_cr_skip(&r, NULL);
 		}
 	}
 	if (!err && (!have_profile || !have_status))
@@ -340,7 +340,7 @@ void bundle_ear_free(struct bundle_ear *e)
 	struct ear_box *b = (struct ear_box *)e;
 	if (!b)
 		return;
-	pool_free(&b->pool);
+	bundle_pool_free(&b->pool);
 	free(b);
 }
 

@@ -84,26 +84,26 @@ static enum bundle_err cose_key_encode(const struct bundle_key *k, bool thumbpri
 	enum bundle_err e = coords(k, x, y, &fl);
 	if (e)
 		return e;
-	cw_init(&w, 4096);
+	bundle_cw_init(&w, 4096);
 	/* canonical order: 1, 2, 3, -1, -2, -3 */
-	cw_map(&w, (ec ? 4 : 3) + (thumbprint_only ? 0 : 2));
-	cw_uint(&w, 1);
-	cw_uint(&w, ec ? 2 : 1);
+	bundle_cw_map(&w, (ec ? 4 : 3) + (thumbprint_only ? 0 : 2));
+	bundle_cw_uint(&w, 1);
+	bundle_cw_uint(&w, ec ? 2 : 1);
 	if (!thumbprint_only) {
-		cw_uint(&w, 2);
-		cw_bstr(&w, k->kid, k->kid_len);
-		cw_uint(&w, 3);
-		cw_int(&w, k->alg);
+		bundle_cw_uint(&w, 2);
+		bundle_cw_bstr(&w, k->kid, k->kid_len);
+		bundle_cw_uint(&w, 3);
+		bundle_cw_int(&w, k->alg);
 	}
-	cw_int(&w, -1);
-	cw_uint(&w, (uint64_t)crv_of(k->alg));
-	cw_int(&w, -2);
-	cw_bstr(&w, x, fl);
+	bundle_cw_int(&w, -1);
+	bundle_cw_uint(&w, (uint64_t)crv_of(k->alg));
+	bundle_cw_int(&w, -2);
+	bundle_cw_bstr(&w, x, fl);
 	if (ec) {
-		cw_int(&w, -3);
-		cw_bstr(&w, y, fl);
+		bundle_cw_int(&w, -3);
+		bundle_cw_bstr(&w, y, fl);
 	}
-	return cw_finish(&w, ret, ret_len);
+	return bundle_cw_finish(&w, ret, ret_len);
 }
 
 /* Classify an EVP_PKEY and fill the derived fields. Takes ownership of pkey. */
@@ -361,27 +361,27 @@ enum bundle_err bundle_key_from_cose(const uint8_t *cbor, size_t len, struct bun
 		return bundle_fail(BUNDLE_ERR_TOOBIG, "COSE_Key above 64 KiB");
 	if ((e = bundle_cbor_check(cbor, len, 0)))
 		return e;
-	cr_init(&r, cbor, len);
-	if ((e = cr_map(&r, &n, "COSE_Key")))
+	bundle_cr_init(&r, cbor, len);
+	if ((e = bundle_cr_map(&r, &n, "COSE_Key")))
 		return e;
 	for (uint64_t i = 0; i < n; i++) {
-		struct cr_key key;
-		if ((e = cr_key(&r, &key)))
+		struct bundle_cr_key key;
+		if ((e = bundle_cr_key(&r, &key)))
 			return e;
 		if (key.is_int && key.i == 1)
-			e = cr_int(&r, &kty, "COSE_Key kty");
+			e = bundle_cr_int(&r, &kty, "COSE_Key kty");
 		else if (key.is_int && key.i == -1)
-			e = cr_int(&r, &crv, "COSE_Key crv");
+			e = bundle_cr_int(&r, &crv, "COSE_Key crv");
 		else if (key.is_int && key.i == -2)
-			e = cr_bstr(&r, &x, "COSE_Key x");
+			e = bundle_cr_bstr(&r, &x, "COSE_Key x");
 		else if (key.is_int && key.i == -3)
-			e = cr_bstr(&r, &y, "COSE_Key y (compressed points are not supported)");
+			e = bundle_cr_bstr(&r, &y, "COSE_Key y (compressed points are not supported)");
 		else if (key.is_int && key.i == 2)
-			e = cr_bstr(&r, &kid, "COSE_Key kid");
+			e = bundle_cr_bstr(&r, &kid, "COSE_Key kid");
 		else if (key.is_int && key.i == 3)
-			e = cr_int(&r, &alg, "COSE_Key alg");
+			e = bundle_cr_int(&r, &alg, "COSE_Key alg");
 		else
-			e = cr_skip(&r, NULL);
+			e = bundle_cr_skip(&r, NULL);
 		if (e)
 			return e;
 	}

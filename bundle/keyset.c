@@ -67,20 +67,20 @@ enum bundle_err bundle_keyset_encode(const struct bundle_keyset *ks, uint8_t **r
 	bundle_clear_cause();
 	if (!ks || !ret || !ret_len)
 		return bundle_fail(BUNDLE_ERR_INVAL, "NULL argument");
-	cw_init(&w, 1u << 20);
-	cw_array(&w, ks->n);
+	bundle_cw_init(&w, 1u << 20);
+	bundle_cw_array(&w, ks->n);
 	for (size_t i = 0; i < ks->n; i++) {
 		uint8_t *k = NULL;
 		size_t kl = 0;
 		enum bundle_err e = bundle_key_to_cose(ks->keys[i], &k, &kl);
 		if (e) {
-			cw_free(&w);
+			bundle_cw_free(&w);
 			return e;
 		}
-		cw_raw(&w, k, kl);
+		bundle_cw_raw(&w, k, kl);
 		free(k);
 	}
-	return cw_finish(&w, ret, ret_len);
+	return bundle_cw_finish(&w, ret, ret_len);
 }
 
 enum bundle_err bundle_keyset_decode(const uint8_t *cbor, size_t len, struct bundle_keyset **ret)
@@ -97,8 +97,8 @@ enum bundle_err bundle_keyset_decode(const uint8_t *cbor, size_t len, struct bun
 		return bundle_fail(BUNDLE_ERR_TOOBIG, "COSE_KeySet above 1 MiB");
 	if ((e = bundle_cbor_check(cbor, len, 0)))
 		return e;
-	cr_init(&r, cbor, len);
-	if ((e = cr_array(&r, &n, "COSE_KeySet")))
+	bundle_cr_init(&r, cbor, len);
+	if ((e = bundle_cr_array(&r, &n, "COSE_KeySet")))
 		return e;
 	if (n > BUNDLE_MAX_KEYSET)
 		return bundle_fail(BUNDLE_ERR_TOOBIG, "COSE_KeySet with %llu keys (max %d)", (unsigned long long)n,
@@ -108,7 +108,7 @@ enum bundle_err bundle_keyset_decode(const uint8_t *cbor, size_t len, struct bun
 	for (uint64_t i = 0; i < n; i++) {
 		struct bundle_bytes item;
 		struct bundle_key *k = NULL;
-		if ((e = cr_skip(&r, &item)))
+		if ((e = bundle_cr_skip(&r, &item)))
 			goto out;
 		if (bundle_key_from_cose(item.ptr, item.len, &k) == BUNDLE_OK)
 			ks->keys[ks->n++] = k;

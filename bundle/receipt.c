@@ -27,25 +27,25 @@ static enum bundle_err first_inclusion(const struct bundle_cose *c, struct bundl
 
 	if (!c->vdp.ptr)
 		return bundle_fail(BUNDLE_ERR_FORMAT, "receipt without proofs (396)");
-	cr_init(&r, c->vdp.ptr, c->vdp.len);
-	if ((e = cr_map(&r, &n, "proofs (396)")))
+	bundle_cr_init(&r, c->vdp.ptr, c->vdp.len);
+	if ((e = bundle_cr_map(&r, &n, "proofs (396)")))
 		return e;
 	for (uint64_t i = 0; i < n; i++) {
-		struct cr_key k;
-		if ((e = cr_key(&r, &k)))
+		struct bundle_cr_key k;
+		if ((e = bundle_cr_key(&r, &k)))
 			return e;
 		if (k.is_int && k.i == -1 && !found) {
-			if ((e = cr_array(&r, &m, "inclusion proofs (-1)")))
+			if ((e = bundle_cr_array(&r, &m, "inclusion proofs (-1)")))
 				return e;
 			if (m == 0)
 				return bundle_fail(BUNDLE_ERR_FORMAT, "empty inclusion proof list");
-			if ((e = cr_bstr(&r, proof, "inclusion proof")))
+			if ((e = bundle_cr_bstr(&r, proof, "inclusion proof")))
 				return e;
 			for (uint64_t j = 1; j < m; j++)
-				if ((e = cr_skip(&r, NULL)))
+				if ((e = bundle_cr_skip(&r, NULL)))
 					return e;
 			found = true;
-		} else if ((e = cr_skip(&r, NULL))) {
+		} else if ((e = bundle_cr_skip(&r, NULL))) {
 			return e;
 		}
 	}
@@ -64,19 +64,19 @@ static enum bundle_err vds1_root(struct bundle_bytes proof, const uint8_t leaf[3
 
 	if ((e = bundle_cbor_check(proof.ptr, proof.len, 0)))
 		return e;
-	cr_init(&r, proof.ptr, proof.len);
-	if ((e = cr_array(&r, &n, "RFC9162 inclusion proof")))
+	bundle_cr_init(&r, proof.ptr, proof.len);
+	if ((e = bundle_cr_array(&r, &n, "RFC9162 inclusion proof")))
 		return e;
 	if (n != 3)
 		return bundle_fail(BUNDLE_ERR_FORMAT, "inclusion proof: array of %llu, not 3", (unsigned long long)n);
-	if ((e = cr_uint(&r, &inf->tree_size, "tree_size")) || (e = cr_uint(&r, &inf->leaf_index, "leaf_index")) ||
-	    (e = cr_array(&r, &np, "inclusion path")))
+	if ((e = bundle_cr_uint(&r, &inf->tree_size, "tree_size")) || (e = bundle_cr_uint(&r, &inf->leaf_index, "leaf_index")) ||
+	    (e = bundle_cr_array(&r, &np, "inclusion path")))
 		return e;
 	if (np > BUNDLE_MAX_PATH)
 		return bundle_fail(BUNDLE_ERR_PROOF, "inclusion path of %llu hashes", (unsigned long long)np);
 	for (uint64_t i = 0; i < np; i++) {
 		struct bundle_bytes h;
-		if ((e = cr_bstr(&r, &h, "path hash")))
+		if ((e = bundle_cr_bstr(&r, &h, "path hash")))
 			return e;
 		if (h.len != 32)
 			return bundle_fail(BUNDLE_ERR_FORMAT, "path hash of %zu bytes, not 32", h.len);
@@ -105,20 +105,20 @@ static enum bundle_err vds2_root(struct bundle_bytes proof, const uint8_t record
 
 	if ((e = bundle_cbor_check(proof.ptr, proof.len, 0)))
 		return e;
-	cr_init(&r, proof.ptr, proof.len);
-	if ((e = cr_map(&r, &n, "CCF proof")))
+	bundle_cr_init(&r, proof.ptr, proof.len);
+	if ((e = bundle_cr_map(&r, &n, "CCF proof")))
 		return e;
 	for (uint64_t i = 0; i < n; i++) {
-		struct cr_key k;
-		if ((e = cr_key(&r, &k)))
+		struct bundle_cr_key k;
+		if ((e = bundle_cr_key(&r, &k)))
 			return e;
 		if (k.is_int && k.i == 1 && !have_leaf) {
-			if ((e = cr_array(&r, &m, "CCF leaf")))
+			if ((e = bundle_cr_array(&r, &m, "CCF leaf")))
 				return e;
 			if (m != 3)
 				return bundle_fail(BUNDLE_ERR_FORMAT, "CCF leaf: array of %llu, not 3", (unsigned long long)m);
-			if ((e = cr_bstr(&r, &itx, "CCF internal tx hash")) || (e = cr_tstr(&r, &ev, "CCF evidence")) ||
-			    (e = cr_bstr(&r, &dh, "CCF data hash")))
+			if ((e = bundle_cr_bstr(&r, &itx, "CCF internal tx hash")) || (e = bundle_cr_tstr(&r, &ev, "CCF evidence")) ||
+			    (e = bundle_cr_bstr(&r, &dh, "CCF data hash")))
 				return e;
 			if (itx.len != 32 || dh.len != 32)
 				return bundle_fail(BUNDLE_ERR_FORMAT, "CCF leaf hashes must be 32 bytes");
@@ -134,7 +134,7 @@ static enum bundle_err vds2_root(struct bundle_bytes proof, const uint8_t record
 		} else if (k.is_int && k.i == 2 && !have_path) {
 			if (!have_leaf)
 				return bundle_fail(BUNDLE_ERR_FORMAT, "CCF proof: path before leaf");
-			if ((e = cr_array(&r, &m, "CCF path")))
+			if ((e = bundle_cr_array(&r, &m, "CCF path")))
 				return e;
 			if (m > BUNDLE_MAX_PATH)
 				return bundle_fail(BUNDLE_ERR_PROOF, "CCF path of %llu steps", (unsigned long long)m);
@@ -142,11 +142,11 @@ static enum bundle_err vds2_root(struct bundle_bytes proof, const uint8_t record
 				uint64_t two;
 				bool left;
 				struct bundle_bytes h;
-				if ((e = cr_array(&r, &two, "CCF path step")))
+				if ((e = bundle_cr_array(&r, &two, "CCF path step")))
 					return e;
 				if (two != 2)
 					return bundle_fail(BUNDLE_ERR_FORMAT, "CCF path step: not [bool, hash]");
-				if ((e = cr_bool(&r, &left, "CCF path direction")) || (e = cr_bstr(&r, &h, "CCF path hash")))
+				if ((e = bundle_cr_bool(&r, &left, "CCF path direction")) || (e = bundle_cr_bstr(&r, &h, "CCF path hash")))
 					return e;
 				if (h.len != 32)
 					return bundle_fail(BUNDLE_ERR_FORMAT, "CCF path hash of %zu bytes", h.len);
@@ -161,7 +161,7 @@ static enum bundle_err vds2_root(struct bundle_bytes proof, const uint8_t record
 			}
 			inf->path_len = (size_t)m;
 			have_path = true;
-		} else if ((e = cr_skip(&r, NULL))) {
+		} else if ((e = bundle_cr_skip(&r, NULL))) {
 			return e;
 		}
 	}
@@ -264,33 +264,33 @@ enum bundle_err bundle_receipt_parse(const uint8_t *receipt, size_t receipt_len,
 		return bundle_fail(BUNDLE_ERR_UNSUPPORTED, "receipt vds %lld", (long long)c.vds);
 	if ((e = first_inclusion(&c, &proof)) || (e = bundle_cbor_check(proof.ptr, proof.len, 0)))
 		return e;
-	cr_init(&r, proof.ptr, proof.len);
+	bundle_cr_init(&r, proof.ptr, proof.len);
 	if (c.vds == 1) {
 		uint64_t np;
-		if ((e = cr_array(&r, &n, "RFC9162 inclusion proof")))
+		if ((e = bundle_cr_array(&r, &n, "RFC9162 inclusion proof")))
 			return e;
 		if (n != 3)
 			return bundle_fail(BUNDLE_ERR_FORMAT, "inclusion proof: array of %llu, not 3", (unsigned long long)n);
-		if ((e = cr_uint(&r, &inf.tree_size, "tree_size")) || (e = cr_uint(&r, &inf.leaf_index, "leaf_index")) ||
-		    (e = cr_array(&r, &np, "inclusion path")))
+		if ((e = bundle_cr_uint(&r, &inf.tree_size, "tree_size")) || (e = bundle_cr_uint(&r, &inf.leaf_index, "leaf_index")) ||
+		    (e = bundle_cr_array(&r, &np, "inclusion path")))
 			return e;
 		inf.path_len = (size_t)np;
 	} else {
-		if ((e = cr_map(&r, &n, "CCF proof")))
+		if ((e = bundle_cr_map(&r, &n, "CCF proof")))
 			return e;
 		for (uint64_t i = 0; i < n; i++) {
-			struct cr_key k;
-			if ((e = cr_key(&r, &k)))
+			struct bundle_cr_key k;
+			if ((e = bundle_cr_key(&r, &k)))
 				return e;
 			if (k.is_int && k.i == 2) {
 				uint64_t m;
-				if ((e = cr_array(&r, &m, "CCF path")))
+				if ((e = bundle_cr_array(&r, &m, "CCF path")))
 					return e;
 				inf.path_len = (size_t)m;
 				for (uint64_t j = 0; j < m; j++)
-					if ((e = cr_skip(&r, NULL)))
+					if ((e = bundle_cr_skip(&r, NULL)))
 						return e;
-			} else if ((e = cr_skip(&r, NULL))) {
+			} else if ((e = bundle_cr_skip(&r, NULL))) {
 				return e;
 			}
 		}
@@ -350,29 +350,29 @@ enum bundle_err bundle_receipt_issue(const struct bundle_receipt_head *h, uint64
 				   (unsigned long long)h->tree_size);
 	if (path_len > BUNDLE_MAX_PATH)
 		return bundle_fail(BUNDLE_ERR_INVAL, "path of %zu hashes", path_len);
-	cw_init(&p, 8192);
-	cw_array(&p, 3);
-	cw_uint(&p, h->tree_size);
-	cw_uint(&p, leaf_index);
-	cw_array(&p, path_len);
+	bundle_cw_init(&p, 8192);
+	bundle_cw_array(&p, 3);
+	bundle_cw_uint(&p, h->tree_size);
+	bundle_cw_uint(&p, leaf_index);
+	bundle_cw_array(&p, path_len);
 	for (size_t i = 0; i < path_len; i++)
-		cw_bstr(&p, path[i], 32);
-	if ((e = cw_finish(&p, &pb, &pl)))
+		bundle_cw_bstr(&p, path[i], 32);
+	if ((e = bundle_cw_finish(&p, &pb, &pl)))
 		return e;
-	cw_init(&w, BUNDLE_MAX_COSE);
-	cw_tag(&w, 18);
-	cw_array(&w, 4);
-	cw_bstr(&w, h->prot, h->prot_len);
-	cw_map(&w, 1);
-	cw_uint(&w, 396);
-	cw_map(&w, 1);
-	cw_int(&w, -1);
-	cw_array(&w, 1);
-	cw_bstr(&w, pb, pl);
-	cw_null(&w);
-	cw_bstr(&w, h->sig, h->sig_len);
+	bundle_cw_init(&w, BUNDLE_MAX_COSE);
+	bundle_cw_tag(&w, 18);
+	bundle_cw_array(&w, 4);
+	bundle_cw_bstr(&w, h->prot, h->prot_len);
+	bundle_cw_map(&w, 1);
+	bundle_cw_uint(&w, 396);
+	bundle_cw_map(&w, 1);
+	bundle_cw_int(&w, -1);
+	bundle_cw_array(&w, 1);
+	bundle_cw_bstr(&w, pb, pl);
+	bundle_cw_null(&w);
+	bundle_cw_bstr(&w, h->sig, h->sig_len);
 	free(pb);
-	return cw_finish(&w, ret, ret_len);
+	return bundle_cw_finish(&w, ret, ret_len);
 }
 
 void bundle_receipt_head_free(struct bundle_receipt_head *h)

@@ -85,13 +85,13 @@ static enum bundle_err build(const uint8_t *buf, size_t len, const uint8_t *unpr
 	enum bundle_err e = bundle_cose_parse_items(buf, len, &c, it);
 	if (e)
 		return e;
-	cw_init(&w, BUNDLE_MAX_COSE);
-	cw_raw(&w, "\xd2\x84", 2);
-	cw_raw(&w, it[0].ptr, it[0].len);
-	cw_raw(&w, unprot, unprot_len);
-	cw_raw(&w, it[2].ptr, it[2].len);
-	cw_raw(&w, it[3].ptr, it[3].len);
-	return cw_finish(&w, ret, ret_len);
+	bundle_cw_init(&w, BUNDLE_MAX_COSE);
+	bundle_cw_raw(&w, "\xd2\x84", 2);
+	bundle_cw_raw(&w, it[0].ptr, it[0].len);
+	bundle_cw_raw(&w, unprot, unprot_len);
+	bundle_cw_raw(&w, it[2].ptr, it[2].len);
+	bundle_cw_raw(&w, it[3].ptr, it[3].len);
+	return bundle_cw_finish(&w, ret, ret_len);
 }
 
 enum bundle_err bundle_statement_record(const uint8_t *buf, size_t len, uint8_t **ret, size_t *ret_len)
@@ -126,13 +126,13 @@ enum bundle_err bundle_transparent_make(const uint8_t *stmt, size_t stmt_len, co
 		return bundle_fail(BUNDLE_ERR_INVAL, "NULL argument");
 	if (n_receipts == 0 || n_receipts > BUNDLE_MAX_RECEIPTS)
 		return bundle_fail(BUNDLE_ERR_INVAL, "%zu receipts (1..%d)", n_receipts, BUNDLE_MAX_RECEIPTS);
-	cw_init(&u, BUNDLE_MAX_COSE);
-	cw_map(&u, 1);
-	cw_uint(&u, 394);
-	cw_array(&u, n_receipts);
+	bundle_cw_init(&u, BUNDLE_MAX_COSE);
+	bundle_cw_map(&u, 1);
+	bundle_cw_uint(&u, 394);
+	bundle_cw_array(&u, n_receipts);
 	for (size_t i = 0; i < n_receipts; i++)
-		cw_bstr(&u, receipts[i].ptr, receipts[i].len);
-	if ((e = cw_finish(&u, &ub, &ul)))
+		bundle_cw_bstr(&u, receipts[i].ptr, receipts[i].len);
+	if ((e = bundle_cw_finish(&u, &ub, &ul)))
 		return e;
 	e = build(stmt, stmt_len, ub, ul, ret, ret_len);
 	free(ub);
@@ -154,13 +154,13 @@ enum bundle_err bundle_transparent_receipts(const uint8_t *buf, size_t len, stru
 		*ret_n = 0;
 		return BUNDLE_OK;
 	}
-	cr_init(&r, c.receipts.ptr, c.receipts.len);
-	if ((e = cr_array(&r, &n, "receipts (394)")))
+	bundle_cr_init(&r, c.receipts.ptr, c.receipts.len);
+	if ((e = bundle_cr_array(&r, &n, "receipts (394)")))
 		return e;
 	if (n > cap)
 		return bundle_fail(BUNDLE_ERR_TOOBIG, "%llu receipts, room for %zu", (unsigned long long)n, cap);
 	for (uint64_t i = 0; i < n; i++)
-		if ((e = cr_bstr(&r, &out[i], "receipt")))
+		if ((e = bundle_cr_bstr(&r, &out[i], "receipt")))
 			return e;
 	*ret_n = (size_t)n;
 	return BUNDLE_OK;
