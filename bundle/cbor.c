@@ -543,15 +543,44 @@ void bundle_sha384(const void *p, size_t n, uint8_t out[48])
 /* ---------------------------------------------------------------------------------------- */
 /* CBOR -> JSON for humans */
 
-static void jstr(struct cw *o, const uint8_t *p, size_t n)
+/* Length of a valid UTF-8 sequence at p (RFC 3629: no overlongs, no surrogates, <= U+10FFFF),
+ * 0 if invalid. */
+static size_t utf8_len(const uint8_t *p, size_t n)
+{
+	uint8_t c = p[0];
+	size_t l = c < 0xc2 ? 0 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : c < 0xf5 ? 4 : 0;
+	if (!l || l > n)
+		return 0;
+	for (size_t i = 1; i < l; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f) || (c == 0xf0 && p[1] < 0x90) ||
+	    (c == 0xf4 && p[1] > 0x8f))
+		return 0;
+	return l;
+}
+
+/* JSON string; in object keys a NUL is written as the visible text \\u0000 (many JSON parsers,
+ * jansson among them, refuse NUL in keys). */
+static void jstr(struct cw *o, const uint8_t *p, size_t n, bool key)
 {
 	static const char hx[] = "0123456789abcdef";
 	bundle_cw_raw(o, "\"", 1);
 	for (size_t i = 0; i < n; i++) {
 		uint8_t c = p[i];
-		if (c == '"' || c == '\\') {
+		if (c >= 0x80) { /* valid UTF-8 passes, anything else becomes U+FFFD */
+			size_t l = utf8_len(p + i, n - i);
+			if (l) {
+				bundle_cw_raw(o, p + i, l);
+				i += l - 1;
+			} else {
+				bundle_cw_raw(o, "\\ufffd", 6);
+			}
+		} else if (c == '"' || c == '\\') {
 			uint8_t esc[2] = {'\\', c};
 			bundle_cw_raw(o, esc, 2);
+		} else if (c == 0 && key) {
+			bundle_cw_raw(o, "\\\\u0000", 7);
 		} else if (c < 0x20 || c == 0x7f) {
 			char esc[7] = {'\\', 'u', '0', '0', hx[c >> 4], hx[c & 15], 0};
 			bundle_cw_raw(o, esc, 6);
@@ -567,22 +596,22 @@ static enum bundle_err tojson(struct cr *r, struct cw *o, int depth, bool as_key
 	static const char hx[] = "0123456789abcdef";
 	struct cr_item it;
 	enum bundle_err e;
-	char num[32];
+	char num[64];
 
 	if (depth > BUNDLE_MAX_DEPTH)
 		return bundle_fail(BUNDLE_ERR_CBOR, "CBOR nested too deep");
 	if ((e = bundle_cr_head(r, &it)))
 		return e;
 	switch (it.type) {
-	case CR_UINT:
-		snprintf(num, sizeof num, as_key ? "\"%" PRIu64 "\"" : "%" PRIu64, it.val);
+	case CR_UINT: /* beyond int64 as a string: many JSON parsers stop at 64-bit signed */
+		snprintf(num, sizeof num, as_key || it.val > INT64_MAX ? "\"%" PRIu64 "\"" : "%" PRIu64, it.val);
 		bundle_cw_raw(o, num, strlen(num));
 		break;
 	case CR_NEG:
 		if (it.val == UINT64_MAX)
-			snprintf(num, sizeof num, as_key ? "\"-18446744073709551616\"" : "-18446744073709551616");
+			snprintf(num, sizeof num, "\"-18446744073709551616\"");
 		else
-			snprintf(num, sizeof num, as_key ? "\"-%" PRIu64 "\"" : "-%" PRIu64, it.val + 1);
+			snprintf(num, sizeof num, as_key || it.val > INT64_MAX ? "\"-%" PRIu64 "\"" : "-%" PRIu64, it.val + 1);
 		bundle_cw_raw(o, num, strlen(num));
 		break;
 	case CR_BSTR:
@@ -594,7 +623,7 @@ static enum bundle_err tojson(struct cr *r, struct cw *o, int depth, bool as_key
 		bundle_cw_raw(o, "'\"", 2);
 		break;
 	case CR_TSTR:
-		jstr(o, it.ptr, it.len);
+		jstr(o, it.ptr, it.len, as_key);
 		break;
 	case CR_ARRAY:
 	case CR_MAP:
@@ -625,7 +654,8 @@ static enum bundle_err tojson(struct cr *r, struct cw *o, int depth, bool as_key
 			*r = (struct cr){it.start, r->end};
 			return bundle_cr_skip(r, NULL);
 		}
-		snprintf(num, sizeof num, "{\"tag\":%" PRIu64 ",\"value\":", it.val);
+		snprintf(num, sizeof num, it.val > INT64_MAX ? "{\"tag\":\"%" PRIu64 "\",\"value\":" : "{\"tag\":%" PRIu64 ",\"value\":",
+			 it.val);
 		bundle_cw_raw(o, num, strlen(num));
 		if ((e = tojson(r, o, depth + 1, false)))
 			return e;
@@ -634,7 +664,7 @@ static enum bundle_err tojson(struct cr *r, struct cw *o, int depth, bool as_key
 	case CR_SIMPLE: {
 		const char *s = it.val == 20 ? "false" : it.val == 21 ? "true" : it.val == 22 ? "null" : "\"undefined\"";
 		if (as_key)
-			jstr(o, (const uint8_t *)s, strlen(s));
+			jstr(o, (const uint8_t *)s, strlen(s), true);
 		else
 			bundle_cw_raw(o, s, strlen(s));
 		break;

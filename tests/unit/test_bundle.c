@@ -69,6 +69,14 @@ static void test_cbor_json(void)
 	T_EQ_INT(bundle_cbor_to_json(m, sizeof m, &j), BUNDLE_OK);
 	T_EQ_STR(j, "{\"1\":\"h'abcd'\",\"-1\":\"a\\\"b\",\"k\":true}");
 	free(j);
+	{
+		/* ["é", invalid 0xff, truncated 0xc3, surrogate ED A0 80] */
+		static const uint8_t u[] = {0x84, 0x62, 0xc3, 0xa9, 0x61, 0xff, 0x61, 0xc3, 0x63, 0xed, 0xa0, 0x80};
+		j = NULL;
+		T_EQ_INT(bundle_cbor_to_json(u, sizeof u, &j), BUNDLE_OK);
+		T_EQ_STR(j, "[\"\xc3\xa9\",\"\\ufffd\",\"\\ufffd\",\"\\ufffd\\ufffd\\ufffd\"]");
+		free(j);
+	}
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -192,7 +200,7 @@ static int digest_sign_cb(void *ud, int alg, const uint8_t *tbs, size_t tbs_len,
 			  size_t digest_len, uint8_t *sig, size_t sig_cap, size_t *sig_len)
 {
 	struct digest_signer *d = ud;
-	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(d->pkey, NULL);
+	EVP_PKEY_CTX *c;
 	uint8_t der[128];
 	size_t dl = sizeof der;
 	const unsigned char *q = der;
@@ -202,6 +210,7 @@ static int digest_sign_cb(void *ud, int alg, const uint8_t *tbs, size_t tbs_len,
 	d->calls++;
 	if (d->fail)
 		return 7;
+	c = EVP_PKEY_CTX_new(d->pkey, NULL);
 	if (c && EVP_PKEY_sign_init(c) == 1 && EVP_PKEY_sign(c, der, &dl, digest, digest_len) == 1 &&
 	    (es = d2i_ECDSA_SIG(NULL, &q, (long)dl))) {
 		const BIGNUM *r, *s;
