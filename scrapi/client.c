@@ -2,6 +2,7 @@
  * 303 + polling, legacy 202 operations), retries with Retry-After or jittered exponential
  * backoff, all inside one time budget. */
 #include "scrapi/scrapi.h"
+#include "scrapi/scrapi-int.h"
 
 #include <cbor.h>
 #include <stdarg.h>
@@ -210,7 +211,7 @@ static int legacy_status(const struct scrapi_http_resp *r, char *entry, size_t c
 	entry[0] = 0;
 	if (!r->body_len || r->body_len > 65536)
 		return 0;
-	m = cbor_load(r->body, r->body_len, &lr);
+	m = scrapi_cbor_precheck(r->body, r->body_len) == 0 ? cbor_load(r->body, r->body_len, &lr) : NULL;
 	if (m && lr.error.code == CBOR_ERR_NONE && cbor_isa_map(m)) {
 		for (size_t i = 0; i < cbor_map_size(m); i++) {
 			struct cbor_pair p = cbor_map_handle(m)[i];

@@ -1,6 +1,7 @@
 /* Bounded HTTP requests over libcurl: no automatic redirects, timeouts, response size cap,
  * CA file, plain http only to loopback unless allowed, problem details decoded. */
 #include "scrapi/scrapi.h"
+#include "scrapi/scrapi-int.h"
 
 #include <cbor.h>
 #include <ctype.h>
@@ -142,6 +143,62 @@ static void copy_str(char *dst, size_t cap, const char *src, size_t n)
 	dst[k] = 0;
 }
 
+static int walk(const uint8_t **pp, const uint8_t *end, int depth)
+{
+	const uint8_t *p = *pp;
+	unsigned major, ai;
+	uint64_t v = 0;
+
+	if (depth > 16 || p >= end)
+		return -1;
+	major = *p >> 5;
+	ai = *p & 31;
+	p++;
+	if (ai < 24) {
+		v = ai;
+	} else if (ai <= 27) {
+		unsigned n = 1u << (ai - 24);
+		if ((size_t)(end - p) < n)
+			return -1;
+		for (unsigned i = 0; i < n; i++)
+			v = v << 8 | *p++;
+	} else {
+		return -1; /* indefinite length or reserved */
+	}
+	switch (major) {
+	case 2:
+	case 3:
+		if (v > (uint64_t)(end - p))
+			return -1;
+		p += v;
+		break;
+	case 4:
+	case 5:
+		if (v > (uint64_t)(end - p) || (major == 5 && v > (uint64_t)(end - p) / 2))
+			return -1;
+		for (uint64_t i = 0; i < (major == 5 ? 2 * v : v); i++)
+			if (walk(&p, end, depth + 1) != 0)
+				return -1;
+		break;
+	case 6:
+		if (walk(&p, end, depth + 1) != 0)
+			return -1;
+		break;
+	default:
+		break;
+	}
+	*pp = p;
+	return 0;
+}
+
+int scrapi_cbor_precheck(const uint8_t *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	if (!buf || !len || walk(&p, buf + len, 0) != 0)
+		return -1;
+	return p == buf + len ? 0 : -1;
+}
+
 int scrapi_problem_decode(const uint8_t *buf, size_t len, char *title, size_t title_cap, char *detail,
 			  size_t detail_cap)
 {
@@ -153,7 +210,7 @@ int scrapi_problem_decode(const uint8_t *buf, size_t len, char *title, size_t ti
 		title[0] = 0;
 	if (detail_cap)
 		detail[0] = 0;
-	if (!buf || !len || len > 65536)
+	if (!buf || !len || len > 65536 || scrapi_cbor_precheck(buf, len) != 0)
 		return -1;
 	m = cbor_load(buf, len, &res);
 	if (!m)
