@@ -391,7 +391,7 @@ static void quote_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: sluice quote [--tcti T] [--timeout S] --nonce HEX [--pcrs SEL] --out DIR\n"
-		"       sluice quote verify --in DIR --nonce HEX [--ak FILE]\n\n"
+		"       sluice quote verify --in DIR --nonce HEX [--ak FILE] [--repeat N]\n\n"
 		"  quote   TPM2_Quote with the AK (created at 0x81010002 if absent) over SEL (default\n"
 		"          %s), qualifying data = the nonce; the PCR values are read in\n"
 		"          the same step. Writes into DIR: quote.msg (TPMS_ATTEST), quote.sig\n"
@@ -401,7 +401,11 @@ static void quote_usage(FILE *f)
 		"                          -f DIR/quote.pcrs -g sha256 -q NONCE\n"
 		"  verify  check DIR's quote with sluice's own code: AK attributes, signature, magic,\n"
 		"          nonce, PCR selection and digest. --ak overrides DIR/ak.pub (TPM2B_PUBLIC).\n"
-		"  --tcti T   TPM to use (default $SLUICE_TCTI or %s)\n"
+		"  --tcti T      TPM to use (default $SLUICE_TCTI or %s)\n"
+		"  --timeout S   per-command TPM timeout in seconds (default 30)\n"
+		"  --repeat N    take N quotes in this process and print their latency (median,\n"
+		"                min, p90 in ms); the files written are those of the last quote.\n"
+		"                With verify: run the verification N times and print its mean\n"
 		"exit status: 0 ok, 1 failure / quote rejected, 2 usage\n",
 		DEFAULT_PCRS, DEFAULT_TCTI);
 }
@@ -411,9 +415,10 @@ static int quote_verify_cmd(int argc, char **argv)
 	static const struct option longopts[] = {
 		{"in", required_argument, NULL, 'i'},  {"nonce", required_argument, NULL, 'n'},
 		{"ak", required_argument, NULL, 'a'},  {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{"repeat", required_argument, NULL, 'r'}, {NULL, 0, NULL, 0},
 	};
 	const char *in = NULL, *nonce_hex = NULL, *akf = NULL;
+	long repeat = 1;
 	uint8_t nonce[QUOTE_NONCE_MAX];
 	long nl;
 	int c, rc = 1;
@@ -431,6 +436,15 @@ static int quote_verify_cmd(int argc, char **argv)
 		case 'i': in = optarg; break;
 		case 'n': nonce_hex = optarg; break;
 		case 'a': akf = optarg; break;
+		case 'r': {
+			char *end;
+			repeat = strtol(optarg, &end, 10);
+			if (*end || repeat < 1 || repeat > 100000) {
+				agent_log("quote verify: --repeat must be 1..100000");
+				return 2;
+			}
+			break;
+		}
 		case 'h': quote_usage(stdout); return 0;
 		default: quote_usage(stderr); return 2;
 		}
@@ -475,7 +489,13 @@ static int quote_verify_cmd(int argc, char **argv)
 		agent_log("quote rejected: quote.pcrs does not match the quoted selection: %s", quote_strerror(e));
 		goto out;
 	}
-	e = quote_verify(ak, akl, msg, msgl, sig, sigl, nonce, (size_t)nl, v, &info, &d);
+	{
+		double t0 = agent_now();
+		for (long i = 0; i < repeat; i++)
+			e = quote_verify(ak, akl, msg, msgl, sig, sigl, nonce, (size_t)nl, v, &info, &d);
+		if (repeat > 1)
+			printf("verifications %ld mean_ms %.3f\n", repeat, (agent_now() - t0) * 1e3 / (double)repeat);
+	}
 	if (e != QUOTE_OK) {
 		agent_log("quote rejected: %s (%s)", quote_strerror(e), d.detail);
 		goto out;
@@ -502,9 +522,10 @@ int cmd_quote(int argc, char **argv)
 		{"tcti", required_argument, NULL, 't'}, {"nonce", required_argument, NULL, 'n'},
 		{"pcrs", required_argument, NULL, 'p'}, {"out", required_argument, NULL, 'o'},
 		{"timeout", required_argument, NULL, 'T'}, {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{"repeat", required_argument, NULL, 'r'}, {NULL, 0, NULL, 0},
 	};
 	const char *tcti = tcti_default(), *nonce_hex = NULL, *pcrs = DEFAULT_PCRS, *out = NULL;
+	long repeat = 1;
 	uint8_t nonce[QUOTE_NONCE_MAX];
 	long nl;
 	int c, rc = 1;
@@ -530,6 +551,15 @@ int cmd_quote(int argc, char **argv)
 			if (parse_timeout(optarg) != 0)
 				return 2;
 			break;
+		case 'r': {
+			char *end;
+			repeat = strtol(optarg, &end, 10);
+			if (*end || repeat < 1 || repeat > 100000) {
+				agent_log("quote: --repeat must be 1..100000");
+				return 2;
+			}
+			break;
+		}
 		case 'h': quote_usage(stdout); return 0;
 		default: quote_usage(stderr); return 2;
 		}
@@ -558,7 +588,30 @@ int cmd_quote(int argc, char **argv)
 		agent_log("failed to load or create the AK: %s (%s)", quote_strerror(e), quote_ctx_cause(q));
 		goto done;
 	}
-	if ((e = quote_quote(q, &sel, nonce, (size_t)nl, r)) != QUOTE_OK) {
+	if (repeat > 1) {
+		/* benchmarking: repeat the quote in this process, report latency percentiles */
+		double *ms = calloc((size_t)repeat, sizeof *ms);
+		if (!ms)
+			goto done;
+		for (long i = 0; i < repeat; i++) {
+			double t0 = agent_now();
+			if ((e = quote_quote(q, &sel, nonce, (size_t)nl, r)) != QUOTE_OK) {
+				agent_log("failed to quote: %s (%s)", quote_strerror(e), quote_ctx_cause(q));
+				free(ms);
+				goto done;
+			}
+			ms[i] = (agent_now() - t0) * 1e3;
+		}
+		for (long i = 1; i < repeat; i++) /* insertion sort: small n */
+			for (long j = i; j > 0 && ms[j - 1] > ms[j]; j--) {
+				double t = ms[j];
+				ms[j] = ms[j - 1];
+				ms[j - 1] = t;
+			}
+		printf("quotes %ld median_ms %.3f min_ms %.3f p90_ms %.3f\n", repeat, ms[repeat / 2], ms[0],
+		       ms[(repeat * 9) / 10 < repeat ? (repeat * 9) / 10 : repeat - 1]);
+		free(ms);
+	} else if ((e = quote_quote(q, &sel, nonce, (size_t)nl, r)) != QUOTE_OK) {
 		agent_log("failed to quote: %s (%s)", quote_strerror(e), quote_ctx_cause(q));
 		goto done;
 	}
