@@ -53,7 +53,8 @@ boot_kernel() {
 
 boot_testroot() { # DIR INIT_SCRIPT
 	local d=$1 a
-	mkdir -p "$d"/{bin,sbin,etc,proc,sys,dev,run,tmp,root,usr/bin}
+	mkdir -p "$d"/{bin,sbin,etc,proc,sys,dev,run,tmp,root,usr/bin,lost+found}
+	chmod 700 "$d/lost+found" # mke2fs -d keeps it; the tree then measures like the image
 	cp /bin/busybox "$d/bin/busybox"
 	for a in sh mount umount cat ls echo sha256sum poweroff sleep grep stat test find od hexdump wc head sed mkdir; do
 		ln -sf busybox "$d/bin/$a"
@@ -67,7 +68,7 @@ boot_add_sluice() { # DIR
 	local d=$1 lib
 	install -D -m 0755 "$SLUICE" "$d/usr/bin/sluice"
 	for lib in $(ldd "$SLUICE" | awk '/=> \//{print $3} /^\t\/.*ld-linux/{print $1}'); do
-		install -D -m 0644 "$(readlink -f "$lib")" "$d$lib"
+		install -D -m 0755 "$(readlink -f "$lib")" "$d$lib"
 	done
 }
 
