@@ -138,9 +138,9 @@ mutate() { # NAME EXPECT(same|diff) COMMANDS (run inside a copy)
 	local n=$1 want=$2 c=$TMP/mut d; shift 2
 	rm -rf "$c"; cp -a "$F" "$c"
 	( cd "$c" && eval "$*" ) || { fail "$n" "setup failed: $*"; return; }
-	d=$("$SLUICE" measure "$c")
-	if [ "$want" = same ]; then [ "$d" = "$D" ] && ok "$n" || fail "$n" "digest changed"
-	else [ -n "$d" ] && [ "$d" != "$D" ] && ok "$n" || fail "$n" "digest unchanged ($d)"; fi
+	d=$("$SLUICE" measure "$c" 2>"$TMP/mut.err")
+	if [ "$want" = same ]; then [ "$d" = "$D" ] && ok "$n" || fail "$n" "digest changed: '$d' $(cat "$TMP/mut.err")"
+	else [ -n "$d" ] && [ "$d" != "$D" ] && ok "$n" || fail "$n" "digest unchanged: '$d' $(cat "$TMP/mut.err")"; fi
 }
 mutate mtime_not_measured same 'touch -d 2001-01-01 etc/f usr/bin/big a; touch -h -d 2001-01-01 a/sym'
 mutate atime_not_measured same 'cat etc/f >/dev/null'
