@@ -639,12 +639,15 @@ done:
 static void eventlog_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: sluice eventlog [FILE] [--json] [--check-types SEL] [--slog FILE]\n\n"
+		"usage: sluice eventlog [FILE] [--json] [--check-types SEL] [--slog FILE] [--expect FILE]\n\n"
 		"Parse a TCG PC Client event log (default %s),\n"
 		"print every event and the PCR values the log replays to (banks the log declares).\n"
 		"  --slog FILE         also replay a sluice event log (CBOR) after the firmware log\n"
 		"  --check-types SEL   check event types and data-hashed digests on the PCRs of SEL\n"
 		"                      (e.g. sha256:0-7); exit 1 on the first offending event\n"
+		"  --expect FILE       compare the replay with PCR values, lines \"sha256:N HEX\"\n"
+		"                      (e.g. from /sys/class/tpm/tpm0/pcr-sha256/N); exit 1 naming\n"
+		"                      the first PCR that differs and the last event extending it\n"
 		"  --json              machine-readable output\n"
 		"exit status: 0 ok, 1 malformed log / check failed, 2 usage\n",
 		DEFAULT_EVENTLOG);
@@ -675,16 +678,83 @@ static const char *printable_data(const struct quote_tcg_event *ev, char *buf, s
 	return buf;
 }
 
+/* --expect: lines "bank:N HEX" -> quote_replay_check against them. */
+static int eventlog_expect(const struct quote_eventlog *log, const struct quote_slog *slog, const char *path,
+			   json_t *jo)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	struct quote_pcr_values *v = calloc(1, sizeof *v);
+	struct quote_diag d;
+	enum quote_err e;
+	char *line, *save = NULL;
+	int rc = 1, n = 0;
+
+	if (!v)
+		return 1;
+	if (agent_read_file(path, FILE_MAX, &buf, &len) != 0) {
+		agent_log("failed to read %s: %s", path, strerror(errno));
+		goto out;
+	}
+	for (line = strtok_r((char *)buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char bank[16], hex[2 * QUOTE_MAX_DIGEST + 2];
+		unsigned pcr;
+		uint8_t dig[QUOTE_MAX_DIGEST];
+		long dl;
+		uint16_t alg;
+		if (line[0] == '#' || line[0] == 0)
+			continue;
+		if (sscanf(line, "%15[^:]:%u %129s", bank, &pcr, hex) != 3 || !(alg = quote_alg_from_name(bank)) ||
+		    pcr >= QUOTE_PCR_COUNT) {
+			agent_log("%s: bad line '%.60s' (want \"sha256:N HEX\")", path, line);
+			goto out;
+		}
+		for (char *p = hex; *p; p++)
+			if (*p >= 'A' && *p <= 'F')
+				*p = (char)(*p - 'A' + 'a');
+		if (strncmp(hex, "0x", 2) == 0)
+			memmove(hex, hex + 2, strlen(hex + 2) + 1);
+		dl = agent_unhex(hex, dig, sizeof dig);
+		if (dl <= 0 || quote_pcr_value_set(v, alg, pcr, dig, (size_t)dl) != QUOTE_OK) {
+			agent_log("%s: bad value for %s:%u", path, bank, pcr);
+			goto out;
+		}
+		n++;
+	}
+	e = quote_replay_check(log, slog, v, &d);
+	if (e != QUOTE_OK) {
+		char want[2 * QUOTE_MAX_DIGEST + 1] = "", got[2 * QUOTE_MAX_DIGEST + 1] = "";
+		agent_hex(d.want, d.digest_len, want);
+		agent_hex(d.got, d.digest_len, got);
+		agent_log("event log does not match %s: %s (%s; want %s, replayed %s)", path, quote_strerror(e), d.detail,
+			  want, got);
+		if (jo)
+			json_object_set_new(jo, "expect", json_pack("{s:s,s:i,s:I}", "result", d.detail, "pcr", d.pcr,
+								     "event", (json_int_t)d.event));
+		goto out;
+	}
+	if (jo)
+		json_object_set_new(jo, "expect", json_pack("{s:s,s:i}", "result", "ok", "pcrs", n));
+	else
+		printf("replay matches %d PCR values of %s\n", n, path);
+	rc = 0;
+out:
+	free(buf);
+	free(v);
+	return rc;
+}
+
 int cmd_eventlog(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"json", no_argument, NULL, 'j'},
 		{"check-types", required_argument, NULL, 'c'},
 		{"slog", required_argument, NULL, 's'},
+		{"expect", required_argument, NULL, 'e'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *file = DEFAULT_EVENTLOG, *check = NULL, *slogf = NULL;
+	const char *file = DEFAULT_EVENTLOG, *check = NULL, *slogf = NULL, *expect = NULL;
 	int json = 0, c, rc = 1;
 	uint8_t *buf = NULL, *sbuf = NULL;
 	size_t len = 0, slen = 0;
@@ -702,6 +772,7 @@ int cmd_eventlog(int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'c': check = optarg; break;
 		case 's': slogf = optarg; break;
+		case 'e': expect = optarg; break;
 		case 'h': eventlog_usage(stdout); return 0;
 		default: eventlog_usage(stderr); return 2;
 		}
@@ -775,9 +846,9 @@ int cmd_eventlog(int argc, char **argv)
 		const struct quote_tcg_event *ev = quote_eventlog_get(log, i);
 		char dbuf[96];
 		if (json) {
-			json_t *o = json_pack("{s:I, s:I, s:I, s:s, s:I}", "index", (json_int_t)i, "pcr", (json_int_t)ev->pcr,
-					      "type", (json_int_t)ev->type, "type_name", quote_event_type_name(ev->type),
-					      "data_len", (json_int_t)ev->data_len);
+			json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:s, s:I}", "index", (json_int_t)i, "offset",
+					      (json_int_t)ev->offset, "pcr", (json_int_t)ev->pcr, "type", (json_int_t)ev->type,
+					      "type_name", quote_event_type_name(ev->type), "data_len", (json_int_t)ev->data_len);
 			json_t *dg = json_object();
 			for (size_t k = 0; k < ev->n_digests; k++) {
 				char hex[2 * QUOTE_MAX_DIGEST + 1];
@@ -845,6 +916,8 @@ int cmd_eventlog(int argc, char **argv)
 			printf("event types ok on %s\n", check);
 		}
 	}
+	if (expect && rc == 0)
+		rc = eventlog_expect(log, slog, expect, json ? jo : NULL);
 	if (json) {
 		char *s = json_dumps(jo, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		if (s)

@@ -457,6 +457,27 @@ enum quote_err quote_eventlog_check_types(const struct quote_eventlog *log, uint
 			}
 		}
 	}
+	/* PCRs 0-7 that carry events must carry an EV_SEPARATOR (relabelling the separator
+	 * would otherwise hide where the pre-OS phase ended) */
+	{
+		uint32_t used = 0, sep = 0;
+		for (i = log->legacy ? 0 : 1; i < log->n; i++) {
+			const struct quote_tcg_event *e = &log->ev[i];
+			if (e->pcr >= 8 || e->type == EV_NO_ACTION)
+				continue;
+			used |= 1u << e->pcr;
+			if (e->type == EV_SEPARATOR)
+				sep |= 1u << e->pcr;
+		}
+		used &= pcr_mask & ~sep;
+		if (used) {
+			unsigned p = (unsigned)__builtin_ctz(used);
+			diag_set(diag, "PCR %u has events but no EV_SEPARATOR", p);
+			if (diag)
+				diag->pcr = (int)p;
+			return QUOTE_ERR_EVENT_TYPE;
+		}
+	}
 	return QUOTE_OK;
 bad:
 	if (diag) {

@@ -390,8 +390,9 @@ enum quote_err quote_eventlog_replay(const struct quote_eventlog *log, struct qu
 /* The "event type is not covered by the digest" check, for the PCRs in pcr_mask: each
  * event's type must be one the PC Client spec allows on that PCR, and where the spec
  * defines the digest as the hash of the event data (EV_SEPARATOR, EV_EFI_VARIABLE_*,
- * EV_EFI_ACTION, EV_EFI_GPT_EVENT, EV_EFI_HANDOFF_TABLES ...) the data must hash to it.
- * First offending event in diag; QUOTE_ERR_EVENT_TYPE. */
+ * EV_ACTION, EV_EFI_ACTION, EV_EFI_GPT_EVENT, EV_OMIT_BOOT_DEVICE_EVENTS) the data must
+ * hash to it; EV_SEPARATOR data must be 00000000 or ffffffff; a PCR 0-7 in the mask that has
+ * events must have an EV_SEPARATOR. First offending event in diag; QUOTE_ERR_EVENT_TYPE. */
 enum quote_err quote_eventlog_check_types(const struct quote_eventlog *log, uint32_t pcr_mask,
 					  struct quote_diag *diag);
 
