@@ -936,12 +936,19 @@ int ts_server_start(const struct ts_server_cfg *cfg, struct ts_server **ret, cha
 	flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-				  MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)s->cfg.threads, MHD_OPTION_CONNECTION_LIMIT,
-				  (unsigned int)4096, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
-				  MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024, MHD_OPTION_NOTIFY_COMPLETED,
-				  completed, s, MHD_OPTION_END);
+	{
+		struct MHD_OptionItem o[] = {
+			{MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, s},
+			{MHD_OPTION_SOCK_ADDR, 0, &ss},
+			{MHD_OPTION_CONNECTION_LIMIT, 4096, NULL},
+			{MHD_OPTION_CONNECTION_TIMEOUT, 30, NULL},
+			{MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
+			{MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, s},
+			{s->cfg.threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)s->cfg.threads, NULL},
+			{MHD_OPTION_END, 0, NULL},
+		};
+		s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, s, MHD_OPTION_ARRAY, o, MHD_OPTION_END);
+	}
 	if (!s->mhd) {
 		snprintf(err, errlen, "cannot listen on %s (address in use?)", cfg->listen);
 		goto fail;
