@@ -29,7 +29,8 @@ openssl pkey -in "$T/vstate/verifier-key.pem" -pubout -out "$T/trust/verifier.pe
 TSP=$(free_port); VP=$(free_port)
 "$SLUICE_TS" --listen 127.0.0.1:$TSP --state "$T/ts" --trust-dir "$T/trust" --log-level error --threads 4 \
 	>"$T/ts.log" 2>&1 &
-track_pid $!
+TSPID=$!
+track_pid $TSPID
 wait_port $TSP 10 || { echo "bench/verifier.sh: sluice-ts did not start" >&2; cat "$T/ts.log"; exit 1; }
 curl -sf "http://127.0.0.1:$TSP/.well-known/scitt-keys" -o "$T/ts.keys" || exit 1
 DIGEST=$("$FORGE" measure "$T/root")
@@ -41,7 +42,8 @@ P
 "$SLUICE_VERIFIER" --listen 127.0.0.1:$VP --state "$T/vstate" --policy "$T/policy.json" \
 	--ts "http://127.0.0.1:$TSP" --ts-key "$T/ts.keys" --ek-ca "$T/ekca" --threads $C --queue 4096 --quiet \
 	>"$T/verifier.log" 2>&1 &
-track_pid $!
+VPID=$!
+track_pid $VPID
 wait_port $VP 10 || { echo "bench/verifier.sh: sluice-verifier did not start" >&2; cat "$T/verifier.log"; exit 1; }
 V=http://127.0.0.1:$VP
 "$SLUICE" enroll --verifier "$V" --host-id bench-1 --tcti "$TA" >/dev/null || exit 1
@@ -52,8 +54,13 @@ t0=$(date +%s.%N)
 	--ts "http://127.0.0.1:$TSP" --ts-key "$T/ts.keys" --root "$T/root" --out "$T/out" || exit 1
 echo "  generated in $(echo "$(date +%s.%N) - $t0" | bc) s"
 
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system clock ticks
+v0=$(cpu $VPID); t0=$(cpu $TSPID)
 res=$("$BENCH" load "$T/requests" "$V" "$C")
+v1=$(cpu $VPID); t1=$(cpu $TSPID)
+hz=$(getconf CLK_TCK)
 echo "sluice-verifier: $res (concurrency $C)"
+echo "CPU per appraisal: verifier $(echo "scale=3; ($v1 - $v0) * 1000 / $hz / $N" | bc) ms, sluice-ts (verdict registration) $(echo "scale=3; ($t1 - $t0) * 1000 / $hz / $N" | bc) ms (load average now: $(cut -d' ' -f1 /proc/loadavg); other work on the machine lowers the rate)"
 rate=$(echo "$res" | sed -n 's/.*rate=\([0-9]*\).*/\1/p')
 aff=$(echo "$res" | sed -n 's/.*affirming=\([0-9]*\).*/\1/p')
 

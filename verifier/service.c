@@ -367,6 +367,10 @@ enum verifier_err verifier_svc_open(const struct verifier_svc_cfg *cfg, struct v
 		goto fail;
 	p->refs = 1;
 	svc->pol.cur = p;
+	if (verifier_keycache_new(&svc->keys) != 0) {
+		rc = VERIFIER_ERR_NOMEM;
+		goto fail;
+	}
 	if ((rc = verifier_store_open(cfg->state_dir, &svc->store)) != VERIFIER_OK) {
 		seterr(err, errlen, "cannot open the database in %s", cfg->state_dir);
 		goto fail;
@@ -440,6 +444,7 @@ void verifier_svc_free(struct verifier_svc *svc)
 	if (svc->mhd)
 		MHD_stop_daemon(svc->mhd);
 	verifier_store_close(svc->store);
+	verifier_keycache_free(svc->keys);
 	verifier_ekca_free(svc->ekca);
 	bundle_key_free(svc->key);
 	bundle_key_free(svc->ts_key);

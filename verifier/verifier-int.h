@@ -230,6 +230,7 @@ struct verifier_svc {
 	struct bundle_keyset *trusted_ts; /* receipts of agents' statements */
 	struct bundle_key *ts_key;        /* receipts of our own verdicts */
 	struct verifier_metrics metrics;
+	struct verifier_keycache *keys;   /* parsed AKs and statement keys */
 	int inflight;                     /* atomic */
 	void *mhd;                        /* struct MHD_Daemon */
 	pthread_key_t http_key;           /* per-thread HTTP client (verdict registration) */
@@ -257,6 +258,22 @@ enum verifier_err verifier_ts_register(struct verifier_svc *svc, const uint8_t *
 				       size_t *ret_len, char *err, size_t errlen);
 
 void verifier_ts_curl_free(void *curl);
+
+/* ---- key cache (keycache.c) ---- */
+struct verifier_keycache;
+struct quote_diag;
+int verifier_keycache_new(struct verifier_keycache **ret);
+void verifier_keycache_free(struct verifier_keycache *kc);
+/* quote_signature_verify / quote_certify_verify, fast for cached ECDSA AKs (same checks;
+ * returns enum quote_err values). */
+int verifier_keycache_sig_verify(struct verifier_keycache *kc, const uint8_t *pub, size_t pub_len,
+				 const uint8_t *msg, size_t msg_len, const uint8_t *sig, size_t sig_len,
+				 struct quote_diag *diag);
+int verifier_keycache_certify_verify(struct verifier_keycache *kc, const uint8_t *ak_pub, size_t ak_len,
+				     const uint8_t *attest, size_t attest_len, const uint8_t *sig, size_t sig_len,
+				     const uint8_t *sk_pub, size_t sk_len, const uint8_t *qualifying, size_t qlen,
+				     struct quote_diag *diag);
+const struct bundle_key *verifier_keycache_bundle_key(struct verifier_keycache *kc, const uint8_t *pub, size_t len);
 
 /* ---- time ---- */
 int64_t verifier_now(void);      /* wall clock, seconds since the epoch */

@@ -1,0 +1,231 @@
+/* A cache of parsed public keys (AKs and statement keys), so that an appraisal does not pay
+ * OpenSSL 3's key construction (EVP_PKEY_fromdata, DER decoders: 100-300 us each) for keys it
+ * has seen before. Keyed by SHA-256 of the marshalled TPM2B_PUBLIC; entries are immutable and
+ * live as long as the service (bounded: when full, new keys take the slow path).
+ *
+ * With a cached AK, ECDSA quote and certify signatures are checked here directly
+ * (TPMT_SIGNATURE ECDSA/SHA-256 -> DER -> EVP_DigestVerify); anything else falls back to
+ * libquote's quote_signature_verify / quote_certify_verify. */
+#include "verifier/verifier-int.h"
+#include "bundle/bundle.h"
+#include "quote/quote.h"
+
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/ecdsa.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SLOTS 16384 /* power of two; at most half used */
+
+struct kc_entry {
+	uint8_t hash[VERIFIER_HASH_LEN];
+	EVP_PKEY *pkey;
+	struct bundle_key *bkey;
+	uint8_t name[QUOTE_NAME_MAX];
+	size_t name_len;
+};
+
+struct verifier_keycache {
+	pthread_rwlock_t lock;
+	struct kc_entry *slots;
+	size_t used;
+};
+
+int verifier_keycache_new(struct verifier_keycache **ret)
+{
+	struct verifier_keycache *kc = calloc(1, sizeof *kc);
+	if (!kc || !(kc->slots = calloc(SLOTS, sizeof *kc->slots))) {
+		free(kc);
+		return -1;
+	}
+	pthread_rwlock_init(&kc->lock, NULL);
+	*ret = kc;
+	return 0;
+}
+
+void verifier_keycache_free(struct verifier_keycache *kc)
+{
+	if (!kc)
+		return;
+	for (size_t i = 0; i < SLOTS; i++) {
+		EVP_PKEY_free(kc->slots[i].pkey);
+		bundle_key_free(kc->slots[i].bkey);
+	}
+	free(kc->slots);
+	pthread_rwlock_destroy(&kc->lock);
+	free(kc);
+}
+
+static size_t slot_of(const uint8_t *h)
+{
+	size_t s;
+	memcpy(&s, h, sizeof s);
+	return s & (SLOTS - 1);
+}
+
+/* The entry for pub, created on first use. NULL if the key is unusable or the cache is full
+ * (callers then take the slow path). Entries are never modified after insertion. */
+static const struct kc_entry *lookup(struct verifier_keycache *kc, const uint8_t *pub, size_t len)
+{
+	uint8_t h[VERIFIER_HASH_LEN];
+	unsigned mdlen;
+	size_t i;
+	const struct kc_entry *found = NULL;
+	struct kc_entry n;
+	uint8_t *der = NULL;
+	size_t der_len = 0;
+	const unsigned char *p;
+	struct quote_public_info info;
+	struct quote_diag d;
+
+	if (!kc || !EVP_Digest(pub, len, h, &mdlen, EVP_sha256(), NULL))
+		return NULL;
+	pthread_rwlock_rdlock(&kc->lock);
+	for (i = slot_of(h); kc->slots[i].pkey; i = (i + 1) & (SLOTS - 1))
+		if (memcmp(kc->slots[i].hash, h, sizeof h) == 0) {
+			found = &kc->slots[i];
+			break;
+		}
+	pthread_rwlock_unlock(&kc->lock);
+	if (found)
+		return found;
+
+	/* Build outside the lock. */
+	memset(&n, 0, sizeof n);
+	memcpy(n.hash, h, sizeof h);
+	if (quote_public_parse(pub, len, &info, &d) != QUOTE_OK || quote_public_to_der(pub, len, &der, &der_len) != QUOTE_OK)
+		return NULL;
+	p = der;
+	n.pkey = d2i_PUBKEY(NULL, &p, (long)der_len);
+	if (info.type == QUOTE_ALG_ECC && bundle_key_load(der, der_len, &n.bkey) != BUNDLE_OK)
+		n.bkey = NULL;
+	free(der);
+	if (!n.pkey) {
+		bundle_key_free(n.bkey);
+		return NULL;
+	}
+	memcpy(n.name, info.name, info.name_len);
+	n.name_len = info.name_len;
+
+	pthread_rwlock_wrlock(&kc->lock);
+	for (i = slot_of(h); kc->slots[i].pkey; i = (i + 1) & (SLOTS - 1))
+		if (memcmp(kc->slots[i].hash, h, sizeof h) == 0) {
+			found = &kc->slots[i]; /* another thread won */
+			break;
+		}
+	if (!found && kc->used < SLOTS / 2) {
+		kc->slots[i] = n;
+		kc->used++;
+		found = &kc->slots[i];
+		n.pkey = NULL;
+		n.bkey = NULL;
+	}
+	pthread_rwlock_unlock(&kc->lock);
+	EVP_PKEY_free(n.pkey);
+	bundle_key_free(n.bkey);
+	return found;
+}
+
+/* An ECDSA/SHA-256 TPMT_SIGNATURE over msg: 1 valid, 0 invalid, -1 not handled here. */
+static int ecdsa_verify(EVP_PKEY *pk, const uint8_t *msg, size_t len, const uint8_t *sig, size_t sig_len)
+{
+	size_t rl, sl;
+	const uint8_t *r, *s;
+	ECDSA_SIG *es = NULL;
+	BIGNUM *br = NULL, *bs = NULL;
+	unsigned char *der = NULL;
+	int der_len, rc = 0;
+	EVP_MD_CTX *ctx = NULL;
+
+	if (sig_len < 8 || sig[0] != 0x00 || sig[1] != 0x18 /* ECDSA */ || sig[2] != 0x00 || sig[3] != 0x0b /* SHA256 */)
+		return -1;
+	rl = (size_t)sig[4] << 8 | sig[5];
+	if (rl > 66 || 6 + rl + 2 > sig_len)
+		return 0;
+	r = sig + 6;
+	sl = (size_t)sig[6 + rl] << 8 | sig[7 + rl];
+	if (sl > 66 || 8 + rl + sl != sig_len)
+		return 0;
+	s = sig + 8 + rl;
+	if (!(es = ECDSA_SIG_new()) || !(br = BN_bin2bn(r, (int)rl, NULL)) || !(bs = BN_bin2bn(s, (int)sl, NULL)) ||
+	    ECDSA_SIG_set0(es, br, bs) != 1)
+		goto out;
+	br = bs = NULL;
+	if ((der_len = i2d_ECDSA_SIG(es, &der)) <= 0 || !(ctx = EVP_MD_CTX_new()) ||
+	    EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, pk) != 1)
+		goto out;
+	rc = EVP_DigestVerify(ctx, der, (size_t)der_len, msg, len) == 1;
+out:
+	BN_free(br);
+	BN_free(bs);
+	ECDSA_SIG_free(es);
+	OPENSSL_free(der);
+	EVP_MD_CTX_free(ctx);
+	return rc;
+}
+
+int verifier_keycache_sig_verify(struct verifier_keycache *kc, const uint8_t *pub, size_t pub_len,
+					   const uint8_t *msg, size_t msg_len, const uint8_t *sig, size_t sig_len,
+					   struct quote_diag *diag)
+{
+	const struct kc_entry *e = lookup(kc, pub, pub_len);
+	int r = e ? ecdsa_verify(e->pkey, msg, msg_len, sig, sig_len) : -1;
+	if (r < 0)
+		return quote_signature_verify(pub, pub_len, msg, msg_len, sig, sig_len, diag);
+	if (r == 0) {
+		snprintf(diag->detail, sizeof diag->detail, "ECDSA signature does not verify with the AK");
+		return QUOTE_ERR_SIGNATURE;
+	}
+	return QUOTE_OK;
+}
+
+/* quote_certify_verify with the AK's signature checked through the cache. The AK's own role
+ * check (quote_check_ak) was done at enrolment. */
+int verifier_keycache_certify_verify(struct verifier_keycache *kc, const uint8_t *ak_pub, size_t ak_len,
+					       const uint8_t *attest, size_t attest_len, const uint8_t *sig,
+					       size_t sig_len, const uint8_t *sk_pub, size_t sk_len,
+					       const uint8_t *qualifying, size_t qlen, struct quote_diag *diag)
+{
+	const struct kc_entry *ak = lookup(kc, ak_pub, ak_len);
+	struct quote_attest_info ai;
+	struct quote_public_info sk;
+	enum quote_err qe;
+	int r = ak ? ecdsa_verify(ak->pkey, attest, attest_len, sig, sig_len) : -1;
+
+	if (r < 0)
+		return quote_certify_verify(ak_pub, ak_len, attest, attest_len, sig, sig_len, sk_pub, sk_len, qualifying,
+					    qlen, NULL, diag);
+	if (r == 0) {
+		snprintf(diag->detail, sizeof diag->detail, "the certification's signature does not verify with the AK");
+		return QUOTE_ERR_SIGNATURE;
+	}
+	if ((qe = quote_attest_parse(attest, attest_len, &ai, diag)) != QUOTE_OK)
+		return qe;
+	if (ai.type != QUOTE_ST_ATTEST_CERTIFY) {
+		snprintf(diag->detail, sizeof diag->detail, "not a TPM2_Certify attestation");
+		return QUOTE_ERR_ATTEST_TYPE;
+	}
+	if (ai.extra_len != qlen || (qlen && CRYPTO_memcmp(ai.extra, qualifying, qlen) != 0)) {
+		snprintf(diag->detail, sizeof diag->detail, "the certification is not for this nonce");
+		return QUOTE_ERR_NONCE;
+	}
+	if ((qe = quote_public_parse(sk_pub, sk_len, &sk, diag)) != QUOTE_OK)
+		return qe;
+	if (ai.certified_name_len != sk.name_len || memcmp(ai.certified_name, sk.name, sk.name_len) != 0) {
+		snprintf(diag->detail, sizeof diag->detail, "the certification is for another key");
+		return QUOTE_ERR_NAME;
+	}
+	return quote_check_sk(&sk, diag);
+}
+
+/* The statement key as a bundle_key (borrowed from the cache, valid while the service runs),
+ * or NULL: then the caller builds one itself. */
+const struct bundle_key *verifier_keycache_bundle_key(struct verifier_keycache *kc, const uint8_t *pub, size_t len)
+{
+	const struct kc_entry *e = lookup(kc, pub, len);
+	return e ? e->bkey : NULL;
+}
