@@ -98,6 +98,16 @@ start_ts sync --alg ES256
 neg "algorithm not allowed" 400 "Bad Signature Algorithm" st/es384.cose
 stop_ts
 
+# back-pressure: a full commit queue answers 503 with Retry-After and problem details
+start_ts busy --max-pending 1 --commit-window-us 300000 --retry-after 2
+curl -s -o /dev/null -X POST -H 'Content-Type: application/cose' --data-binary @st/good.cose "$(URL /entries)" &
+sleep 0.1
+s=$(post st/unprot.cose); t=$(problem_title)
+if [ "$s/$t" = "503/Service Unavailable" ] && grep -qi '^retry-after: 2' post.hdr; then ok "full queue -> 503 with Retry-After"
+else fail "full queue -> 503" "got $s '$t'"; fi
+wait $!
+stop_ts
+
 # open registration: the key of a protected x5chain; refused without the option
 start_ts sync
 neg "x5chain without open registration" 400 "Rejected" st/x5chain.cose
