@@ -3,6 +3,7 @@
  *   sluice tpm info  --tcti T [--json]
  *   sluice tpm ek    --tcti T [--alg rsa|ecc] [--pub FILE] [--cert FILE]
  *   sluice tpm ak    --tcti T [--pub FILE] [--pem FILE] [--name FILE]
+ *   sluice tpm sk    --tcti T [--pub FILE] [--pem FILE] [--certify DIR [--nonce HEX]] [--sign HEX]
  *   sluice tpm makecred --ek-pub FILE --name FILE --secret FILE --out FILE
  *   sluice tpm activate --tcti T [--alg rsa|ecc] --in FILE --out FILE
  *   sluice quote     --tcti T --nonce HEX [--pcrs SEL] --out DIR
@@ -229,11 +230,82 @@ out:
 	return rc;
 }
 
+static int tpm_sk(struct quote_ctx *q, const char *pub, const char *pem, const char *certify, const char *nonce_hex,
+		  const char *sign_hex)
+{
+	struct quote_key sk, ak;
+	struct quote_attestation att;
+	struct quote_diag d;
+	uint8_t nonce[QUOTE_NONCE_MAX], digest[32], sig[64];
+	long nl = 0;
+	int created = 0;
+	char hex[2 * QUOTE_NAME_MAX + 1];
+	enum quote_err e;
+
+	if (nonce_hex && (nl = agent_unhex(nonce_hex, nonce, sizeof nonce)) <= 0) {
+		agent_log("tpm sk: --nonce must be 1..64 bytes of hex");
+		return 2;
+	}
+	if (sign_hex && agent_unhex(sign_hex, digest, sizeof digest) != 32) {
+		agent_log("tpm sk: --sign must be a SHA-256 digest (64 hex digits)");
+		return 2;
+	}
+	if ((e = quote_sk_ensure(q, &sk, &created)) != QUOTE_OK || (e = quote_ak_ensure(q, &ak, NULL)) != QUOTE_OK) {
+		agent_log("failed to load or create the statement key / AK: %s (%s)", quote_strerror(e), quote_ctx_cause(q));
+		return 1;
+	}
+	if (pub && write_out(NULL, pub, sk.pub, sk.pub_len) != 0)
+		return 1;
+	if (pem) {
+		char *s = NULL;
+		if (quote_public_to_pem(sk.pub, sk.pub_len, &s) != QUOTE_OK || write_out(NULL, pem, s, strlen(s)) != 0) {
+			free(s);
+			return 1;
+		}
+		free(s);
+	}
+	agent_hex(sk.name, sk.name_len, hex);
+	printf("statement key 0x%08x %s name %s\n", sk.handle, created ? "created" : "loaded", hex);
+	if (certify) {
+		if (mkdir(certify, 0755) != 0 && errno != EEXIST) {
+			agent_log("failed to create %s: %s", certify, strerror(errno));
+			return 1;
+		}
+		if ((e = quote_sk_certify(q, nl ? nonce : NULL, (size_t)nl, &att)) != QUOTE_OK) {
+			agent_log("failed to certify the statement key: %s (%s)", quote_strerror(e), quote_ctx_cause(q));
+			return 1;
+		}
+		if (write_out(certify, "certify.msg", att.attest, att.attest_len) != 0 ||
+		    write_out(certify, "certify.sig", att.sig, att.sig_len) != 0 ||
+		    write_out(certify, "sk.pub", sk.pub, sk.pub_len) != 0 || write_out(certify, "ak.pub", ak.pub, ak.pub_len) != 0)
+			return 1;
+		e = quote_certify_verify(ak.pub, ak.pub_len, att.attest, att.attest_len, att.sig, att.sig_len, sk.pub,
+					 sk.pub_len, nl ? nonce : NULL, (size_t)nl, NULL, &d);
+		if (e != QUOTE_OK) {
+			agent_log("the TPM's certification does not verify: %s (%s)", quote_strerror(e), d.detail);
+			return 1;
+		}
+		printf("certify ok\n");
+	}
+	if (sign_hex) {
+		char shex[129];
+		if ((e = quote_sk_sign(q, digest, sig)) != QUOTE_OK) {
+			agent_log("failed to sign: %s (%s)", quote_strerror(e), quote_ctx_cause(q));
+			return 1;
+		}
+		agent_hex(sig, 64, shex);
+		printf("signature %s\n", shex);
+	}
+	return 0;
+}
+
 static void tpm_usage(FILE *f)
 {
 	fprintf(f, "usage: sluice tpm info [--tcti T] [--json]\n"
 		   "       sluice tpm ek [--tcti T] [--alg rsa|ecc] [--pub FILE] [--cert FILE]\n"
 		   "       sluice tpm ak [--tcti T] [--pub FILE] [--pem FILE] [--name FILE]\n"
+		   "       sluice tpm sk [--tcti T] [--pub FILE] [--pem FILE] [--certify DIR [--nonce HEX]]\n"
+		   "                 [--sign HEX]\n"
 		   "       sluice tpm makecred --ek-pub FILE --name FILE --secret FILE --out FILE\n"
 		   "       sluice tpm activate [--tcti T] [--alg rsa|ecc] --in FILE --out FILE\n\n"
 		   "  info  manufacturer, firmware, PCR banks, EK / AK / statement-key presence and\n"
@@ -241,6 +313,11 @@ static void tpm_usage(FILE *f)
 		   "  ek    write the EK public (TPM2B_PUBLIC) and its certificate (DER)\n"
 		   "  ak    create the attestation key if absent (persistent 0x81010002) and write its\n"
 		   "        public (TPM2B_PUBLIC), PEM and name (binary)\n"
+		   "  sk    create the statement key if absent (persistent 0x81010003: unrestricted ECC\n"
+		   "        P-256, signs COSE ES256) and write its public; --certify DIR: TPM2_Certify it\n"
+		   "        with the AK (qualifying data --nonce) into DIR/certify.msg, certify.sig,\n"
+		   "        sk.pub, ak.pub and check it with sluice's verifier code; --sign HEX: sign\n"
+		   "        that SHA-256 digest and print the signature as raw r||s hex\n"
 		   "  makecred  software TPM2_MakeCredential (no TPM): wrap SECRET (1..64 bytes) to the\n"
 		   "        EK public (TPM2B_PUBLIC) and the AK name; writes tpm2_makecredential's\n"
 		   "        file format (tpm2_activatecredential -i reads it)\n"
@@ -261,8 +338,11 @@ int cmd_tpm(int argc, char **argv)
 		{"name", required_argument, NULL, 'n'}, {"help", no_argument, NULL, 'h'},
 		{"ek-pub", required_argument, NULL, 'E'}, {"secret", required_argument, NULL, 'S'},
 		{"in", required_argument, NULL, 'i'},   {"out", required_argument, NULL, 'o'},
-		{"timeout", required_argument, NULL, 'T'}, {NULL, 0, NULL, 0},
+		{"timeout", required_argument, NULL, 'T'}, {"certify", required_argument, NULL, 'C'},
+		{"nonce", required_argument, NULL, 'N'}, {"sign", required_argument, NULL, 'G'},
+		{NULL, 0, NULL, 0},
 	};
+	const char *certify = NULL, *nonce_hex = NULL, *sign_hex = NULL;
 	const char *tcti = tcti_default(), *pub = NULL, *cert = NULL, *pem = NULL, *name = NULL, *sub;
 	const char *ekpub = NULL, *secret = NULL, *in = NULL, *outf = NULL;
 	uint16_t alg = 0;
@@ -297,6 +377,9 @@ int cmd_tpm(int argc, char **argv)
 		case 'S': secret = optarg; break;
 		case 'i': in = optarg; break;
 		case 'o': outf = optarg; break;
+		case 'C': certify = optarg; break;
+		case 'N': nonce_hex = optarg; break;
+		case 'G': sign_hex = optarg; break;
 		case 'T':
 			if (parse_timeout(optarg) != 0)
 				return 2;
@@ -305,7 +388,7 @@ int cmd_tpm(int argc, char **argv)
 		default: tpm_usage(stderr); return 2;
 		}
 	}
-	if (optind != argc - 1 || (strcmp(sub, "info") && strcmp(sub, "ek") && strcmp(sub, "ak") &&
+	if (optind != argc - 1 || (strcmp(sub, "info") && strcmp(sub, "ek") && strcmp(sub, "ak") && strcmp(sub, "sk") &&
 				   strcmp(sub, "makecred") && strcmp(sub, "activate"))) {
 		tpm_usage(stderr);
 		return 2;
@@ -325,6 +408,10 @@ int cmd_tpm(int argc, char **argv)
 		return 1;
 	if (strcmp(sub, "activate") == 0) {
 		rc = tpm_activate(q, in, outf);
+		goto out;
+	}
+	if (strcmp(sub, "sk") == 0) {
+		rc = tpm_sk(q, pub, pem, certify, nonce_hex, sign_hex);
 		goto out;
 	}
 	if (strcmp(sub, "info") == 0) {
