@@ -517,10 +517,6 @@ int cmd_measure(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (prove) {
-		rc = do_prove(m, prove);
-		goto out;
-	}
 	if (manifest) {
 		size_t len;
 		const uint8_t *enc = measure_manifest_encoded(m, &len);
@@ -528,6 +524,10 @@ int cmd_measure(int argc, char **argv)
 			agent_log("failed to write manifest %s: %s", manifest, strerror(errno));
 			goto out;
 		}
+	}
+	if (prove) {
+		rc = do_prove(m, prove);
+		goto out;
 	}
 	if (measure_manifest_sockets(m))
 		agent_log("measure: %" PRIu64 " sockets not measured", measure_manifest_sockets(m));
