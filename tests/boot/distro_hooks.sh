@@ -37,7 +37,10 @@ has() { grep -Eq "$2" "$1"; }
 closure=$(ldd "$SLUICE" | awk '/=> \//{print $3}' | xargs -n1 basename)
 check_closure() { # LISTING NAME
 	local l missing=
-	for l in $closure libtss2-tcti-device.so.0; do grep -Eq "/${l//./\\.}( -> .*)?\$" "$1" || missing+=" $l"; done
+	for l in $closure libtss2-tcti-device.so.0; do
+		sed 's/ -> .*//' "$1" | awk -v n="/$l" 'substr($0, length($0) - length(n) + 1) == n {f = 1} END {exit !f}' ||
+			missing+=" $l"
+	done
 	if [ -z "$missing" ]; then ok "$2"; else fail "$2" "libraries missing from the image:$missing"; fi
 }
 
