@@ -89,7 +89,7 @@ static void ours_checked_by_python(int issuer_alg, int ts_alg)
 	/* statement at index 3 of a 5-leaf tree */
 	for (int i = 0; i < 5; i++) {
 		uint8_t leaf[32];
-		char sub[16];
+		char sub[32];
 		snprintf(sub, sizeof sub, "host:%d", i);
 		T_EQ_INT(bundle_statement_sign(&is, "https://sluice.example", sub, NULL, i == 3 ? ev : (const uint8_t *)sub,
 					       i == 3 ? sizeof ev : strlen(sub), &other[i], &ol[i]),
