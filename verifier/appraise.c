@@ -627,10 +627,10 @@ record:
 	{
 		double dt = verifier_mono() - t0;
 		verifier_metrics_appraisal(&svc->metrics, result, dt);
-		verifier_svc_log(svc, "appraise %s: %s%s%s%s (%.1f ms)", a.host_id,
+		verifier_svc_log(svc, "appraise %s: %s%s%s%s%s (%.1f ms)", a.host_id,
 				 result == VR_AFFIRMING ? "affirming" : result == VR_ERROR ? "error" : "contraindicated",
 				 a.reason ? " " : "", a.reason ? json_string_value(json_object_get(a.reason, "type")) : "",
-				 a.reason && detail_text ? detail_text : "", dt * 1000);
+				 a.reason && detail_text ? " " : "", a.reason && detail_text ? detail_text : "", dt * 1000);
 	}
 out:
 	if (release) {

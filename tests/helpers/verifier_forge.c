@@ -12,7 +12,8 @@
  *                                             "status=S reason=R credential=yes|no"
  *
  * MODE: good, wrong-nonce, replay, pcr-altered, foreign-stmt-key, untrusted-receipt,
- *       other-receipt, release-other-tpm, expired (sleeps --sleep S after the challenge).
+ *       other-receipt, release-other-tpm, expired (sleeps --sleep S after the challenge),
+ *       quote-sig-flip, certify-sig-flip, stmt-other-evidence.
  * options: --tcti T --host-id H --verifier URL --verifier-key F --ts URL --ts-key F --root DIR
  *          --out DIR [--eventlog F] [--tcti2 T] [--ts2 URL] [--foreign-key PEM] [--sleep S]
  *
@@ -292,6 +293,39 @@ static int do_attest(int argc, char **argv)
 		bundle_evidence_free(ev);
 		if (agent_attest_statement(s, why, sizeof why))
 			goto out;
+	}
+	if (strcmp(mode, "quote-sig-flip") == 0 || strcmp(mode, "certify-sig-flip") == 0 ||
+	    strcmp(mode, "stmt-other-evidence") == 0) {
+		/* Flip one byte of the quote's or the certification's signature (and sign the altered
+		 * evidence again), or sign a statement over other evidence than the one presented. */
+		struct bundle_evidence *ev = NULL;
+		uint8_t *enc = NULL, *orig = NULL, sig[QUOTE_SIG_MAX];
+		size_t enc_len = 0, orig_len;
+		int quote_sig = strcmp(mode, "quote-sig-flip") == 0;
+		p = agent_attest_get(s, AGENT_PART_EVIDENCE, &len);
+		orig_len = len;
+		orig = malloc(len);
+		memcpy(orig, p, len);
+		if (bundle_evidence_decode(p, len, &ev) != BUNDLE_OK)
+			goto out;
+		if (strcmp(mode, "stmt-other-evidence") == 0) {
+			ev->time += 1;
+		} else {
+			struct bundle_bytes *b = quote_sig ? &ev->quote_sig : &ev->stmt_key_certify_sig;
+			memcpy(sig, b->ptr, b->len);
+			sig[b->len - 3] ^= 0x01;
+			b->ptr = sig;
+		}
+		if (bundle_evidence_encode(ev, &enc, &enc_len) != BUNDLE_OK)
+			goto out;
+		agent_attest_set(s, AGENT_PART_EVIDENCE, enc, enc_len);
+		bundle_evidence_free(ev);
+		free(enc);
+		if (agent_attest_statement(s, why, sizeof why))
+			goto out;
+		if (strcmp(mode, "stmt-other-evidence") == 0)
+			agent_attest_set(s, AGENT_PART_EVIDENCE, orig, orig_len);
+		free(orig);
 	}
 	if (strcmp(mode, "foreign-stmt-key") == 0) {
 		/* A statement over the same evidence, signed by a software key the AK never certified. */

@@ -65,7 +65,7 @@ policy() { # file nonce_ttl rootfs-digest
 EOF
 }
 policy "$T/policy.json" 30 "$DIGEST"
-check policy_check "$SLUICE_VERIFIER" policy check "$T/policy.json"
+check policy_check bash -c "\"$SLUICE_VERIFIER\" policy check \"$T/policy.json\" >/dev/null"
 
 VP=$(free_port); V=http://127.0.0.1:$VP
 start_verifier() {
@@ -94,7 +94,7 @@ expect() {
 }
 
 # --- the case an unenrolled AK makes (before TPM B is enrolled) ---------------------------
-check enroll_a "$SLUICE" enroll --verifier "$V" --host-id host-a --tcti "$TA"
+check enroll_a "$SLUICE" enroll --out "$T/enrollA" --verifier "$V" --host-id host-a --tcti "$TA"
 expect unenrolled_ak "$(forge good "$TB" host-a "$T/outB")" ak.unknown
 
 # --- happy path: sluice attest, credential recovered in the TPM ---------------------------
@@ -132,6 +132,9 @@ expect rootfs_unknown "$(forge good "$TA" host-a "$T/outA" --root "$T/root2")" r
 expect statement_foreign_key "$(forge foreign-stmt-key "$TA" host-a "$T/outA" --foreign-key "$T/foreign.pem")" statement.signature
 expect receipt_untrusted_ts "$(forge untrusted-receipt "$TA" host-a "$T/outA" --ts2 "$TS2")" receipt.untrusted
 expect receipt_other_statement "$(forge other-receipt "$TA" host-a "$T/outA")" receipt.invalid
+expect quote_signature_forged "$(forge quote-sig-flip "$TA" host-a "$T/outA")" quote.signature
+expect certify_signature_forged "$(forge certify-sig-flip "$TA" host-a "$T/outA")" statement.key.uncertified
+expect statement_other_evidence "$(forge stmt-other-evidence "$TA" host-a "$T/outA")" statement.evidence.mismatch
 expect host_a_as_host_b "$(forge good "$TA" host-b "$T/outA")" ak.host.mismatch
 
 # The release of an affirming verdict for A, offered to TPM B: refused there, recovered by A.
