@@ -4,6 +4,7 @@
  *   sluice tpm ek    --tcti T [--alg rsa|ecc] [--pub FILE] [--cert FILE]
  *   sluice tpm ak    --tcti T [--pub FILE] [--pem FILE] [--name FILE]
  *   sluice tpm sk    --tcti T [--pub FILE] [--pem FILE] [--certify DIR [--nonce HEX]] [--sign HEX]
+ *   sluice tpm extend --tcti T --pcr N [--type T] (--content FILE | --text STR) --slog FILE
  *   sluice tpm makecred --ek-pub FILE --name FILE --secret FILE --out FILE
  *   sluice tpm activate --tcti T [--alg rsa|ecc] --in FILE --out FILE
  *   sluice quote     --tcti T --nonce HEX [--pcrs SEL] --out DIR
@@ -299,6 +300,53 @@ static int tpm_sk(struct quote_ctx *q, const char *pub, const char *pem, const c
 	return 0;
 }
 
+static int tpm_extend(struct quote_ctx *q, unsigned pcr, uint32_t type, const char *contentf, const char *text,
+		      const char *slogf)
+{
+	uint8_t *cbuf = NULL, *lbuf = NULL, *enc = NULL;
+	size_t clen = 0, llen = 0, elen = 0;
+	struct quote_slog *log = NULL;
+	struct quote_diag d;
+	enum quote_err e;
+	int rc = 1;
+
+	if (contentf) {
+		if (agent_read_file(contentf, QUOTE_EVENT_DATA_MAX, &cbuf, &clen) != 0) {
+			agent_log("failed to read %s: %s", contentf, strerror(errno));
+			goto out;
+		}
+	}
+	if (agent_read_file(slogf, QUOTE_EVENTLOG_MAX, &lbuf, &llen) == 0) {
+		if ((e = quote_slog_parse(lbuf, llen, &log, &d)) != QUOTE_OK) {
+			agent_log("failed to parse %s: %s (%s)", slogf, quote_strerror(e), d.detail);
+			goto out;
+		}
+	} else if (errno == ENOENT) {
+		if (quote_slog_new(&log) != QUOTE_OK)
+			goto out;
+	} else {
+		agent_log("failed to read %s: %s", slogf, strerror(errno));
+		goto out;
+	}
+	e = quote_pcr_extend(q, pcr, type, contentf ? cbuf : (const uint8_t *)text, contentf ? clen : strlen(text), log);
+	if (e != QUOTE_OK) {
+		agent_log("failed to extend PCR %u: %s (%s)", pcr, quote_strerror(e), quote_ctx_cause(q));
+		goto out;
+	}
+	if (quote_slog_encode(log, &enc, &elen) != QUOTE_OK || agent_write_file(slogf, enc, elen, 0644) != 0) {
+		agent_log("PCR %u extended but %s could not be written: %s", pcr, slogf, strerror(errno));
+		goto out;
+	}
+	printf("extended PCR %u, record %zu\n", pcr, quote_slog_count(log) - 1);
+	rc = 0;
+out:
+	quote_slog_free(log);
+	free(cbuf);
+	free(lbuf);
+	free(enc);
+	return rc;
+}
+
 static void tpm_usage(FILE *f)
 {
 	fprintf(f, "usage: sluice tpm info [--tcti T] [--json]\n"
@@ -306,6 +354,8 @@ static void tpm_usage(FILE *f)
 		   "       sluice tpm ak [--tcti T] [--pub FILE] [--pem FILE] [--name FILE]\n"
 		   "       sluice tpm sk [--tcti T] [--pub FILE] [--pem FILE] [--certify DIR [--nonce HEX]]\n"
 		   "                 [--sign HEX]\n"
+		   "       sluice tpm extend [--tcti T] --pcr N [--type T] (--content FILE | --text STR)\n"
+		   "                 --slog FILE\n"
 		   "       sluice tpm makecred --ek-pub FILE --name FILE --secret FILE --out FILE\n"
 		   "       sluice tpm activate [--tcti T] [--alg rsa|ecc] --in FILE --out FILE\n\n"
 		   "  info  manufacturer, firmware, PCR banks, EK / AK / statement-key presence and\n"
@@ -318,6 +368,9 @@ static void tpm_usage(FILE *f)
 		   "        with the AK (qualifying data --nonce) into DIR/certify.msg, certify.sig,\n"
 		   "        sk.pub, ak.pub and check it with sluice's verifier code; --sign HEX: sign\n"
 		   "        that SHA-256 digest and print the signature as raw r||s hex\n"
+		   "  extend  extend PCR N in every active bank with H(uint32_be(type) || content) and\n"
+		   "        append the record to the sluice event log FILE (created if missing);\n"
+		   "        type 1 rootfs, 2 released, 3 note (default)\n"
 		   "  makecred  software TPM2_MakeCredential (no TPM): wrap SECRET (1..64 bytes) to the\n"
 		   "        EK public (TPM2B_PUBLIC) and the AK name; writes tpm2_makecredential's\n"
 		   "        file format (tpm2_activatecredential -i reads it)\n"
@@ -340,8 +393,12 @@ int cmd_tpm(int argc, char **argv)
 		{"in", required_argument, NULL, 'i'},   {"out", required_argument, NULL, 'o'},
 		{"timeout", required_argument, NULL, 'T'}, {"certify", required_argument, NULL, 'C'},
 		{"nonce", required_argument, NULL, 'N'}, {"sign", required_argument, NULL, 'G'},
-		{NULL, 0, NULL, 0},
+		{"pcr", required_argument, NULL, 'R'},  {"type", required_argument, NULL, 'Y'},
+		{"content", required_argument, NULL, 'F'}, {"text", required_argument, NULL, 'X'},
+		{"slog", required_argument, NULL, 'L'}, {NULL, 0, NULL, 0},
 	};
+	const char *content = NULL, *text = NULL, *slogf = NULL;
+	long pcr = -1, type = QUOTE_SLOG_NOTE;
 	const char *certify = NULL, *nonce_hex = NULL, *sign_hex = NULL;
 	const char *tcti = tcti_default(), *pub = NULL, *cert = NULL, *pem = NULL, *name = NULL, *sub;
 	const char *ekpub = NULL, *secret = NULL, *in = NULL, *outf = NULL;
@@ -380,6 +437,23 @@ int cmd_tpm(int argc, char **argv)
 		case 'C': certify = optarg; break;
 		case 'N': nonce_hex = optarg; break;
 		case 'G': sign_hex = optarg; break;
+		case 'F': content = optarg; break;
+		case 'X': text = optarg; break;
+		case 'L': slogf = optarg; break;
+		case 'R':
+		case 'Y': {
+			char *end;
+			long v = strtol(optarg, &end, 0);
+			if (*end || v < 0 || (c == 'R' && v >= QUOTE_PCR_COUNT) || v > 0x7fffffffL) {
+				agent_log("tpm: bad --%s '%s'", c == 'R' ? "pcr" : "type", optarg);
+				return 2;
+			}
+			if (c == 'R')
+				pcr = v;
+			else
+				type = v;
+			break;
+		}
 		case 'T':
 			if (parse_timeout(optarg) != 0)
 				return 2;
@@ -388,7 +462,7 @@ int cmd_tpm(int argc, char **argv)
 		default: tpm_usage(stderr); return 2;
 		}
 	}
-	if (optind != argc - 1 || (strcmp(sub, "info") && strcmp(sub, "ek") && strcmp(sub, "ak") && strcmp(sub, "sk") &&
+	if (optind != argc - 1 || (strcmp(sub, "info") && strcmp(sub, "ek") && strcmp(sub, "ak") && strcmp(sub, "sk") && strcmp(sub, "extend") &&
 				   strcmp(sub, "makecred") && strcmp(sub, "activate"))) {
 		tpm_usage(stderr);
 		return 2;
@@ -399,6 +473,10 @@ int cmd_tpm(int argc, char **argv)
 			return 2;
 		}
 		return tpm_makecred(ekpub, name, secret, outf);
+	}
+	if (strcmp(sub, "extend") == 0 && (pcr < 0 || !slogf || !content == !text)) {
+		tpm_usage(stderr);
+		return 2;
 	}
 	if (strcmp(sub, "activate") == 0 && (!in || !outf)) {
 		tpm_usage(stderr);
@@ -412,6 +490,10 @@ int cmd_tpm(int argc, char **argv)
 	}
 	if (strcmp(sub, "sk") == 0) {
 		rc = tpm_sk(q, pub, pem, certify, nonce_hex, sign_hex);
+		goto out;
+	}
+	if (strcmp(sub, "extend") == 0) {
+		rc = tpm_extend(q, (unsigned)pcr, (uint32_t)type, content, text, slogf);
 		goto out;
 	}
 	if (strcmp(sub, "info") == 0) {
@@ -478,7 +560,8 @@ static void quote_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: sluice quote [--tcti T] [--timeout S] --nonce HEX [--pcrs SEL] --out DIR\n"
-		"       sluice quote verify --in DIR --nonce HEX [--ak FILE] [--repeat N]\n\n"
+		"       sluice quote verify --in DIR --nonce HEX [--ak FILE] [--eventlog FILE] [--slog FILE]\n"
+		"                           [--repeat N]\n\n"
 		"  quote   TPM2_Quote with the AK (created at 0x81010002 if absent) over SEL (default\n"
 		"          %s), qualifying data = the nonce; the PCR values are read in\n"
 		"          the same step. Writes into DIR: quote.msg (TPMS_ATTEST), quote.sig\n"
@@ -488,6 +571,8 @@ static void quote_usage(FILE *f)
 		"                          -f DIR/quote.pcrs -g sha256 -q NONCE\n"
 		"  verify  check DIR's quote with sluice's own code: AK attributes, signature, magic,\n"
 		"          nonce, PCR selection and digest. --ak overrides DIR/ak.pub (TPM2B_PUBLIC).\n"
+		"          --eventlog / --slog: the firmware log and/or the sluice event log must\n"
+		"          replay (from reset values) to every quoted PCR value.\n"
 		"  --tcti T      TPM to use (default $SLUICE_TCTI or %s)\n"
 		"  --timeout S   per-command TPM timeout in seconds (default 30)\n"
 		"  --repeat N    take N quotes in this process and print their latency (median,\n"
@@ -497,14 +582,60 @@ static void quote_usage(FILE *f)
 		DEFAULT_PCRS, DEFAULT_TCTI);
 }
 
+/* The event logs replayed onto the (verified) quoted PCR values. */
+static int replay_against(const struct quote_pcr_values *v, const char *tcgf, const char *slogf)
+{
+	uint8_t *tb = NULL, *sb = NULL;
+	size_t tl = 0, sl = 0;
+	struct quote_eventlog *tcg = NULL;
+	struct quote_slog *slog = NULL;
+	struct quote_diag d;
+	enum quote_err e;
+	int rc = 1;
+
+	if (tcgf) {
+		if (agent_read_file(tcgf, QUOTE_EVENTLOG_MAX, &tb, &tl) != 0) {
+			agent_log("failed to read %s: %s", tcgf, strerror(errno));
+			goto out;
+		}
+		if ((e = quote_eventlog_parse(tb, tl, &tcg, &d)) != QUOTE_OK) {
+			agent_log("failed to parse %s: %s (%s)", tcgf, quote_strerror(e), d.detail);
+			goto out;
+		}
+	}
+	if (slogf) {
+		if (agent_read_file(slogf, QUOTE_EVENTLOG_MAX, &sb, &sl) != 0) {
+			agent_log("failed to read %s: %s", slogf, strerror(errno));
+			goto out;
+		}
+		if ((e = quote_slog_parse(sb, sl, &slog, &d)) != QUOTE_OK) {
+			agent_log("failed to parse %s: %s (%s)", slogf, quote_strerror(e), d.detail);
+			goto out;
+		}
+	}
+	if ((e = quote_replay_check(tcg, slog, v, &d)) != QUOTE_OK) {
+		agent_log("quote rejected: %s (%s)", quote_strerror(e), d.detail);
+		goto out;
+	}
+	printf("event logs replay to the quoted PCRs\n");
+	rc = 0;
+out:
+	quote_eventlog_free(tcg);
+	quote_slog_free(slog);
+	free(tb);
+	free(sb);
+	return rc;
+}
+
 static int quote_verify_cmd(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"in", required_argument, NULL, 'i'},  {"nonce", required_argument, NULL, 'n'},
 		{"ak", required_argument, NULL, 'a'},  {"help", no_argument, NULL, 'h'},
-		{"repeat", required_argument, NULL, 'r'}, {NULL, 0, NULL, 0},
+		{"repeat", required_argument, NULL, 'r'}, {"slog", required_argument, NULL, 's'},
+		{"eventlog", required_argument, NULL, 'e'}, {NULL, 0, NULL, 0},
 	};
-	const char *in = NULL, *nonce_hex = NULL, *akf = NULL;
+	const char *in = NULL, *nonce_hex = NULL, *akf = NULL, *slogf = NULL, *tcgf = NULL;
 	long repeat = 1;
 	uint8_t nonce[QUOTE_NONCE_MAX];
 	long nl;
@@ -523,6 +654,8 @@ static int quote_verify_cmd(int argc, char **argv)
 		case 'i': in = optarg; break;
 		case 'n': nonce_hex = optarg; break;
 		case 'a': akf = optarg; break;
+		case 's': slogf = optarg; break;
+		case 'e': tcgf = optarg; break;
 		case 'r': {
 			char *end;
 			repeat = strtol(optarg, &end, 10);
@@ -592,6 +725,10 @@ static int quote_verify_cmd(int argc, char **argv)
 		quote_pcr_selection_format(&info.pcr_sel, sel, sizeof sel);
 		printf("quote ok: %s, reset %u restart %u clock %llu\n", sel, info.reset_count, info.restart_count,
 		       (unsigned long long)info.clock);
+	}
+	if (slogf || tcgf) {
+		if (replay_against(v, tcgf, slogf) != 0)
+			goto out;
 	}
 	rc = 0;
 out:

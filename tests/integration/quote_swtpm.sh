@@ -94,6 +94,24 @@ else
 	fail tpm2_quote_verifies_ours "tpm2_quote failed"
 fi
 
+# PCR extends through the sluice event log, replayed onto a quote (a fresh TPM: swtpm_up
+# on a new state; PCRs 0-7 are zero there, so an empty firmware log replays to them)
+swtpm_up "$TMP/tpm3" || { fail swtpm_up3 "cannot start swtpm 3"; finish; }
+T3=$SWTPM_TCTI
+check extend_rootfs "$SLUICE" tpm extend --tcti "$T3" --pcr 15 --type 1 --text "rootfs sha256:00ff" --slog "$TMP/s.slog"
+cp "$TMP/s.slog" "$TMP/s1.slog"
+check extend_note "$SLUICE" tpm extend --tcti "$T3" --pcr 15 --text "a note" --slog "$TMP/s.slog"
+"$SLUICE" quote --tcti "$T3" --nonce "$N" --pcrs sha1:0-7,15+sha256:0-7,15 --out "$TMP/qs" >/dev/null
+: >"$TMP/empty.log"
+check slog_replays_to_quote "$SLUICE" quote verify --in "$TMP/qs" --nonce "$N" --slog "$TMP/s.slog" --eventlog "$TMP/empty.log"
+check_fails slog_missing_record "$SLUICE" quote verify --in "$TMP/qs" --nonce "$N" --slog "$TMP/s1.slog"
+python3 - "$TMP/s.slog" "$TMP/s2.slog" <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], "rb").read()); b[-1] ^= 1; open(sys.argv[2], "wb").write(b)   # last content byte
+PY
+check_fails slog_content_changed "$SLUICE" quote verify --in "$TMP/qs" --nonce "$N" --slog "$TMP/s2.slog"
+check_fails slog_not_cbor "$SLUICE" quote verify --in "$TMP/qs" --nonce "$N" --slog "$TMP/tpm3/swtpm.pid"
+
 # the statement key: certified by the AK (checked by our verifier code inside the command),
 # and its ES256 signature over a SHA-256 digest verifies with openssl as a plain ECDSA key
 D=$(printf 'sluice statement' | sha256sum | cut -c1-64)

@@ -54,5 +54,10 @@ if tpm2_makecredential -T none -e "$TMP/a.ek.rsa" -s "$TMP/secret" -n "$(xxd -p 
 else
 	fail tpm2_makecredential_activates "tpm2_makecredential failed"
 fi
+# nothing transient left behind on either TPM (policy sessions, transient EKs)
+for t in "$A" "$B"; do
+	left=$(TPM2TOOLS_TCTI=$t tpm2_getcap handles-transient 2>/dev/null; TPM2TOOLS_TCTI=$t tpm2_getcap handles-loaded-session 2>/dev/null)
+	[ -z "$left" ] && ok "no_transient_leftovers_${t%%:*}_${t##*/}" || fail no_transient_leftovers "$t: $left"
+done
 check_fails makecred_bad_ek "$SLUICE" tpm makecred --ek-pub "$TMP/secret" --name "$TMP/a.ak.name" --secret "$TMP/secret" --out "$TMP/x"
 finish
