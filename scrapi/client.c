@@ -158,21 +158,44 @@ static void http_cause(struct scrapi_client *c, const char *what, const struct s
 		 r->problem_title, r->problem_detail[0] ? ": " : "", r->problem_detail);
 }
 
-/* Resolve a Location against the URL of the request that returned it. */
+/* Parts of a URL that make its origin; 0 or -1. */
+static int origin(CURLU *u, char **scheme, char **host, char **port)
+{
+	return curl_url_get(u, CURLUPART_SCHEME, scheme, 0) == CURLUE_OK &&
+			       curl_url_get(u, CURLUPART_HOST, host, 0) == CURLUE_OK &&
+			       curl_url_get(u, CURLUPART_PORT, port, CURLU_DEFAULT_PORT) == CURLUE_OK
+		       ? 0
+		       : -1;
+}
+
+/* Resolve a Location against the URL of the request that returned it. The result must stay on
+ * the same origin (scheme, host, port): a service cannot send the client elsewhere. */
 static int resolve(const char *ref, const char *loc, char *out, size_t cap)
 {
-	CURLU *u = curl_url();
-	char *s = NULL;
+	CURLU *u = curl_url(), *b = curl_url();
+	char *s = NULL, *s1 = NULL, *h1 = NULL, *p1 = NULL, *s2 = NULL, *h2 = NULL, *p2 = NULL;
 	int rc = -1;
-	if (!u)
-		return -1;
-	if (curl_url_set(u, CURLUPART_URL, ref, 0) == CURLUE_OK && curl_url_set(u, CURLUPART_URL, loc, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_URL, &s, 0) == CURLUE_OK && strlen(s) < cap) {
-		strcpy(out, s);
-		rc = 0;
-	}
+	if (!u || !b)
+		goto out;
+	if (curl_url_set(b, CURLUPART_URL, ref, 0) != CURLUE_OK || curl_url_set(u, CURLUPART_URL, ref, 0) != CURLUE_OK ||
+	    curl_url_set(u, CURLUPART_URL, loc, 0) != CURLUE_OK || curl_url_get(u, CURLUPART_URL, &s, 0) != CURLUE_OK ||
+	    strlen(s) >= cap)
+		goto out;
+	if (origin(b, &s1, &h1, &p1) != 0 || origin(u, &s2, &h2, &p2) != 0 || strcasecmp(s1, s2) != 0 ||
+	    strcasecmp(h1, h2) != 0 || strcmp(p1, p2) != 0)
+		goto out;
+	strcpy(out, s);
+	rc = 0;
+out:
 	curl_free(s);
+	curl_free(s1);
+	curl_free(h1);
+	curl_free(p1);
+	curl_free(s2);
+	curl_free(h2);
+	curl_free(p2);
 	curl_url_cleanup(u);
+	curl_url_cleanup(b);
 	return rc;
 }
 
@@ -316,7 +339,8 @@ static enum scrapi_err poll_status(struct scrapi_client *c, const char *first_ur
 		} else if (r.status == 302 || r.status == 303 || r.status == 202) {
 			if (r.location[0]) {
 				if (resolve(url, r.location, next, sizeof next) != 0) {
-					fmt(c->cause, sizeof c->cause, "bad Location '%s'", r.location);
+					fmt(c->cause, sizeof c->cause, "HTTP %ld with a malformed Location or one on another origin: '%s'",
+					    r.status, r.location);
 					scrapi_http_resp_clear(&r);
 					return SCRAPI_ERR_PROTOCOL;
 				}
@@ -379,7 +403,9 @@ enum scrapi_err scrapi_register(struct scrapi_client *c, const uint8_t *stmt, si
 			break;
 		} else if (r.status == 303 || r.status == 202) {
 			if (!r.location[0] || resolve(url, r.location, loc, sizeof loc) != 0) {
-				fmt(c->cause, sizeof c->cause, "POST /entries: HTTP %ld without a usable Location", r.status);
+				fmt(c->cause, sizeof c->cause,
+				    "POST /entries: HTTP %ld without a usable Location (missing, malformed or on another origin: '%s')",
+				    r.status, r.location);
 				e = SCRAPI_ERR_PROTOCOL;
 				break;
 			}

@@ -18,6 +18,7 @@ service URL, so POST /<mode>/entries and GET /<mode>/... :
   garbage   201 with bytes that are not a receipt
   reject    400 concise problem details {-1: "Rejected", -2: "issuer not allowed by policy"}
   redirect  307 to http://203.0.113.1/entries (must not be followed)
+  foreign   303 to http://127.0.0.2:PORT/... (another origin: must not be polled)
   html      500 text/html error page, every time
   /<mode>/.well-known/scitt-keys returns KEYS_FILE.
 Counters are per mode and reset by GET /<mode>/reset.
@@ -135,6 +136,8 @@ class H(BaseHTTPRequestHandler):
         if mode == "reject":
             return self.send(400, problem("Rejected", "issuer not allowed by policy"),
                              "application/concise-problem-details+cbor")
+        if mode == "foreign":
+            return self.send(303, headers=[("Location", "http://127.0.0.2:%d/ok/entries/1" % PORT)])
         if mode == "redirect":
             return self.send(307, headers=[("Location", "http://203.0.113.1/entries")])
         if mode == "html":
