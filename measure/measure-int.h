@@ -15,6 +15,7 @@ struct ent {
 	uint8_t type;       /* enum measure_type */
 	uint8_t scan;       /* walk: directory still to be listed */
 	uint32_t mode, uid, gid;
+	uint32_t link;      /* walk: 1 + index of an earlier entry for the same inode, or 0 */
 	uint64_t size;
 	uint64_t dev, ino;
 	uint32_t parent;    /* walk: index of the parent directory entry */

@@ -53,7 +53,50 @@ struct walk {
 
 	atomic_uint_fast64_t files_done, bytes_done;
 	atomic_int no_openat2, no_noatime;
+
+	/* (dev, ino) -> entry index of regular files with more than one link (walker only):
+	 * a hard link is hashed once. */
+	uint32_t *links; /* entry index + 1, 0 = empty */
+	size_t links_cap, links_used;
 };
+
+static size_t inode_slot(uint64_t dev, uint64_t ino, size_t cap)
+{
+	uint64_t h = (ino ^ (dev * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
+	return (size_t)(h >> 17) & (cap - 1);
+}
+
+/* The earlier entry for e's inode (index + 1), or 0 after remembering e (index i). -1: no memory. */
+static long link_of(struct walk *w, const struct ent *e, size_t i)
+{
+	size_t j;
+	if ((w->links_used + 1) * 2 > w->links_cap) {
+		size_t ncap = w->links_cap ? w->links_cap * 2 : 256;
+		uint32_t *n = calloc(ncap, sizeof *n);
+		if (!n)
+			return -1;
+		for (size_t k = 0; k < w->links_cap; k++) {
+			const struct ent *x;
+			if (!w->links[k])
+				continue;
+			x = ents_at(&w->ents, w->links[k] - 1);
+			for (j = inode_slot(x->dev, x->ino, ncap); n[j]; j = (j + 1) & (ncap - 1))
+				;
+			n[j] = w->links[k];
+		}
+		free(w->links);
+		w->links = n;
+		w->links_cap = ncap;
+	}
+	for (j = inode_slot(e->dev, e->ino, w->links_cap); w->links[j]; j = (j + 1) & (w->links_cap - 1)) {
+		const struct ent *x = ents_at(&w->ents, w->links[j] - 1);
+		if (x->dev == e->dev && x->ino == e->ino)
+			return (long)w->links[j];
+	}
+	w->links[j] = (uint32_t)i + 1;
+	w->links_used++;
+	return 0;
+}
 
 static double now(void)
 {
@@ -269,7 +312,7 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&w->mu);
 		for (size_t i = start; i < end && !atomic_load_explicit(&w->failed, memory_order_relaxed); i++) {
 			struct ent *e = ents_at(&w->ents, i);
-			if (e->type == MEASURE_TYPE_REG)
+			if (e->type == MEASURE_TYPE_REG && !e->link)
 				hash_file(w, e, ctx, buf);
 		}
 	}
@@ -390,10 +433,17 @@ static int list_dir(struct walk *w, size_t di)
 		e->ino = (uint64_t)sx.stx_ino;
 		e->parent = (uint32_t)di;
 		switch (sx.stx_mode & S_IFMT) {
-		case S_IFREG:
+		case S_IFREG: {
+			long l = 0;
 			e->type = MEASURE_TYPE_REG;
 			e->size = (uint64_t)sx.stx_size;
+			if (sx.stx_nlink > 1 && (l = link_of(w, e, w->ents.n - 1)) < 0) {
+				fail(w, MEASURE_ERR_NOMEM, 0, path, NULL);
+				goto fail;
+			}
+			e->link = (uint32_t)l;
 			break;
+		}
 		case S_IFDIR:
 			e->type = MEASURE_TYPE_DIR;
 			/* A mount point is recorded (as the mounted root looks) but not entered. Bind
@@ -544,6 +594,18 @@ enum measure_err measure_tree(const char *root, const struct measure_opts *opts,
 			*err = w.err;
 		goto out;
 	}
+	for (size_t i = 0; i < w.ents.n; i++) { /* hard links: the content hashed once */
+		struct ent *l = ents_at(&w.ents, i);
+		const struct ent *t;
+		if (!l->link)
+			continue;
+		t = ents_at(&w.ents, l->link - 1);
+		if (t->size != l->size) {
+			rc = seterr(err, MEASURE_ERR_CHANGED, 0, l->path, l->path_len, "hard links of different sizes");
+			goto out;
+		}
+		memcpy(l->digest, t->digest, MEASURE_DIGEST_LEN);
+	}
 	if (opts && opts->progress)
 		opts->progress(opts->ud, atomic_load(&w.files_done), atomic_load(&w.bytes_done), w.ents.n, 1);
 	rc = manifest_build(&w.ents, &x, w.sockets, ret, err);
@@ -553,6 +615,7 @@ out:
 	EVP_MD_free(w.md);
 	ents_free(&w.ents);
 	arena_free(&w.arena);
+	free(w.links);
 	excludes_free(&x);
 	pthread_cond_destroy(&w.cv_done);
 	pthread_cond_destroy(&w.cv_work);
