@@ -200,7 +200,7 @@ out:
 static void ts_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: sluice ts keys --ts URL [--out FILE] [--ca-file FILE] [--insecure-http]\n"
+		"usage: sluice ts keys --ts URL [--out FILE] [--ca-file FILE] [--insecure-http] [--timeout S]\n"
 		"\n"
 		"Fetch a transparency service's keys (GET /.well-known/scitt-keys, a COSE_KeySet),\n"
 		"print one line per key (kid in hex, algorithm) and write the key set to --out, to pin\n"
@@ -276,7 +276,7 @@ int cmd_ts(int argc, char **argv)
 		char hex[2 * 64 + 1] = "";
 		if (kid.len <= 64)
 			agent_hex(kid.ptr, kid.len, hex);
-		printf("kid %s alg %d\n", hex, bundle_key_alg(k));
+		fprintf(out && strcmp(out, "-") == 0 ? stderr : stdout, "kid %s alg %d\n", hex, bundle_key_alg(k));
 	}
 	if (out && agent_write_file(out, buf, len, 0644) != 0) {
 		agent_log("failed to write %s: %m", out);
