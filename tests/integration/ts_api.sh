@@ -30,6 +30,12 @@ post() { curl -s -o post.out -D post.hdr -w '%{http_code}' -X POST -H 'Content-T
 entries() { curl -s "$(URL /metrics)" | awk '/^sluice_ts_log_entries /{print $2}'; }
 problem_title() { $PY -c 'import cbor2,sys; print(cbor2.loads(open(sys.argv[1],"rb").read())[-1])' post.out 2>/dev/null; }
 
+# the independent verifier itself, against a receipt made by a third party (@transmute/cose)
+V1=$SHARED/vectors/scitt/vds1
+check "independent verifier accepts the transmute vds1 vector" $VERIFY receipt "$V1/signed_statement.cose" "$V1/receipt.cose" "$V1/ts_public.jwk.json"
+$PY -c 'import sys; b=bytearray(open(sys.argv[1],"rb").read()); b[-3]^=1; open("v1bad.cose","wb").write(b)' "$V1/signed_statement.cose"
+check_fails "independent verifier rejects it for a changed statement" $VERIFY receipt v1bad.cose "$V1/receipt.cose" "$V1/ts_public.jwk.json"
+
 check "ts --help" bash -c "'$SLUICE_TS' --help | grep -q -- '--listen ADDR:PORT'"
 check_fails "ts usage error" "$SLUICE_TS" --bogus
 
