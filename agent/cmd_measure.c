@@ -212,6 +212,28 @@ static int print_change(void *ud, const struct measure_change *c)
 	return 0;
 }
 
+static int same_excludes(const struct measure_manifest *a, const struct measure_manifest *b)
+{
+	size_t n = measure_manifest_n_excludes(a);
+	if (n != measure_manifest_n_excludes(b))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(measure_manifest_exclude(a, i), measure_manifest_exclude(b, i)) != 0)
+			return 0;
+	return 1;
+}
+
+static void print_excludes(const char *label, const struct measure_manifest *m)
+{
+	char d[4 * MEASURE_MAX_PATH + 8];
+	printf("%s", label);
+	for (size_t i = 0; i < measure_manifest_n_excludes(m); i++) {
+		const char *x = measure_manifest_exclude(m, i);
+		printf(" %s", disp(x, strlen(x), d, sizeof d));
+	}
+	printf("\n");
+}
+
 static int do_diff(const char *a, const char *b, int is_archive, const struct measure_opts *o)
 {
 	struct measure_manifest *ma = NULL, *mb = NULL;
@@ -228,6 +250,11 @@ static int do_diff(const char *a, const char *b, int is_archive, const struct me
 	measure_diff(ma, mb, print_change, counts);
 	printf("# %s %s (%zu entries)\n# %s %s (%zu entries)\n# %u added, %u removed, %u changed\n", da, a,
 	       measure_manifest_entries(ma), db, b, measure_manifest_entries(mb), counts[0], counts[1], counts[2]);
+	if (!same_excludes(ma, mb)) {
+		/* a digest means something only together with its excludes: say so */
+		print_excludes("# excludes of A:", ma);
+		print_excludes("# excludes of B:", mb);
+	}
 	rc = counts[0] || counts[1] || counts[2] || strcmp(da, db) != 0 ? 1 : 0;
 out:
 	measure_manifest_free(ma);

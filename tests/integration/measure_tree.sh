@@ -205,6 +205,11 @@ while IFS= read -r l; do grep -qxF -- "$l" <<<"$out" || missing="$missing [$l]";
 [ $rc = 1 ] && [ -z "$missing" ] && grep -q '^# 1 added, 1 removed, 6 changed' <<<"$out" && ok diff_reports_what_changed ||
 	fail diff_reports_what_changed "rc=$rc missing:$missing; got: $out"
 
+"$SLUICE" measure --manifest "$TMP/mx.cbor" --exclude /usr "$F" >/dev/null
+out=$("$SLUICE" measure --diff "$TMP/mx.cbor" "$F")
+grep -q '^+ /usr/bin/big (file)' <<<"$out" && grep -q '^# excludes of A: /dev /proc /run /sys /tmp /usr /var/cache' <<<"$out" &&
+	ok diff_shows_different_excludes || fail diff_shows_different_excludes "$out"
+
 # ---- inclusion proofs ----
 "$SLUICE" measure --prove /etc/f --manifest "$TMP/m.cbor" >"$TMP/p.json" && ok prove_from_manifest || fail prove_from_manifest "rc=$?"
 check verify_proof_pinned "$SLUICE" measure --verify-proof "$TMP/p.json" --digest "$D" --path /etc/f
