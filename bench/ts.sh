@@ -18,6 +18,7 @@ TS=$BUILD/sluice-ts
 LOAD=$BUILD/tests/helpers/ts_load
 SECS=${BENCH_SECS:-4}
 CONNS=${BENCH_CONNS:-64}
+[ -x "$LOAD" ] || make -s -C "$TOP" BUILD="$BUILD" "$LOAD" >/dev/null || exit 1
 for b in "$TS" "$LOAD"; do
 	[ -x "$b" ] || { echo "bench/ts: missing $b (make all test-bins)" >&2; exit 1; }
 done
