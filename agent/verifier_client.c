@@ -351,7 +351,7 @@ int agent_enroll(struct quote_ctx *q, const struct agent_http_opts *o, const cha
 	b_ek = agent_b64(ek.pub, ek.pub_len);
 	b_ak = agent_b64(ak.pub, ak.pub_len);
 	b_cert = cert ? agent_b64(cert, cert_len) : NULL;
-	req = json_pack("{s:s, s:s, s:s, s:s?}", "host_id", host_id, "ek_public", b_ek ? b_ek : "", "ak_public",
+	req = json_pack("{s:s, s:s, s:s, s:s*}", "host_id", host_id, "ek_public", b_ek ? b_ek : "", "ak_public",
 			b_ak ? b_ak : "", "ek_cert", b_cert);
 	if (agent_vc_post(o, verifier_url, "/v1/enroll", req, &ans, title, sizeof title, err, sizeof err) != 200) {
 		snprintf(why, whylen, "enroll: verifier refused: %s", err);

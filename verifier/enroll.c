@@ -22,7 +22,7 @@ static int get_b64(json_t *req, const char *name, size_t max, uint8_t **ret, siz
 	json_t *v = json_object_get(req, name);
 	*ret = NULL;
 	*len = 0;
-	if (!v)
+	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_string(v))
 		return -1;

@@ -8,6 +8,8 @@
  *                                             OUT.altered (one digest changed) and OUT.retyped
  *                                             (one event's type changed); print the PCR extends
  *                                             ("PCR:sha1=HEX,sha256=HEX") the good log implies
+ *   verifier_forge enroll MODE --tcti T --verifier URL --host-id H [--tcti2 T2]
+ *                                             enrolment variants (see do_enroll)
  *   verifier_forge attest MODE [options]      one appraisal; prints
  *                                             "status=S reason=R credential=yes|no"
  *
@@ -429,8 +431,91 @@ out:
 	return rc;
 }
 
+/* Enrolment variants: no-cert (EK public only), sk-as-ak (the unrestricted statement key
+ * offered as AK), wrong-secret (finish with a secret that is not the activated one), ek-of-other
+ * (TPM --tcti2's EK with this TPM's AK: neither TPM can activate). Prints "enroll=<title or ok>". */
+static int do_enroll(int argc, char **argv)
+{
+	const char *mode = argv[1], *tcti = NULL, *tcti2 = NULL, *url = NULL, *host = NULL;
+	struct quote_cfg qc = {0}, qc2 = {0};
+	struct quote_ctx *q = NULL, *q2 = NULL;
+	struct quote_key ek, ak, sk;
+	struct agent_http_opts o = {.timeout = 10};
+	uint8_t *cert = NULL, *cred = NULL, secret[64];
+	size_t cert_len = 0, cred_len = 0, secret_len = 0;
+	const uint8_t *id, *sec;
+	size_t id_len, sec_len;
+	char err[768], title[128] = "", *b1, *b2, *b3 = NULL;
+	json_t *req, *ans = NULL;
+	long st;
+	int i;
+
+	for (i = 2; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--tcti") == 0)
+			tcti = argv[i + 1];
+		else if (strcmp(argv[i], "--tcti2") == 0)
+			tcti2 = argv[i + 1];
+		else if (strcmp(argv[i], "--verifier") == 0)
+			url = argv[i + 1];
+		else if (strcmp(argv[i], "--host-id") == 0)
+			host = argv[i + 1];
+	}
+	qc.tcti = tcti;
+	qc2.tcti = tcti2;
+	if (!url || !host || quote_ctx_new(&qc, &q) != QUOTE_OK)
+		return die("enroll: --tcti, --verifier, --host-id");
+	if (strcmp(mode, "ek-of-other") == 0 && (!tcti2 || quote_ctx_new(&qc2, &q2) != QUOTE_OK))
+		return die("enroll: --tcti2");
+	if (quote_ek_public(q2 ? q2 : q, QUOTE_ALG_RSA, &ek) != QUOTE_OK || quote_ak_ensure(q, &ak, NULL) != QUOTE_OK ||
+	    quote_sk_ensure(q, &sk, NULL) != QUOTE_OK)
+		return die("enroll: TPM keys");
+	if (strcmp(mode, "no-cert") != 0)
+		quote_ek_cert(q2 ? q2 : q, QUOTE_ALG_RSA, &cert, &cert_len);
+	b1 = agent_b64(ek.pub, ek.pub_len);
+	b2 = strcmp(mode, "sk-as-ak") == 0 ? agent_b64(sk.pub, sk.pub_len) : agent_b64(ak.pub, ak.pub_len);
+	if (cert)
+		b3 = agent_b64(cert, cert_len);
+	req = json_pack("{s:s, s:s, s:s, s:s*}", "host_id", host, "ek_public", b1, "ak_public", b2, "ek_cert", b3);
+	st = agent_vc_post(&o, url, "/v1/enroll", req, &ans, title, sizeof title, err, sizeof err);
+	json_decref(req);
+	if (st != 200) {
+		printf("enroll=%s\n", title[0] ? title : "error");
+		goto out;
+	}
+	agent_unb64(json_string_value(json_object_get(ans, "credential")), 4096, &cred, &cred_len);
+	quote_credential_file_parse(cred, cred_len, &id, &id_len, &sec, &sec_len);
+	if (strcmp(mode, "wrong-secret") == 0) {
+		memset(secret, 0x42, 32);
+		secret_len = 32;
+	} else if (quote_activate_credential(q, id, id_len, sec, sec_len, secret, &secret_len) != QUOTE_OK &&
+		   (!q2 || quote_activate_credential(q2, id, id_len, sec, sec_len, secret, &secret_len) != QUOTE_OK)) {
+		printf("enroll=activation-refused\n");
+		goto out;
+	}
+	free(b1);
+	b1 = agent_b64(secret, secret_len);
+	req = json_pack("{s:O, s:s}", "enroll_id", json_object_get(ans, "enroll_id"), "secret", b1);
+	json_decref(ans);
+	ans = NULL;
+	st = agent_vc_post(&o, url, "/v1/enroll/finish", req, &ans, title, sizeof title, err, sizeof err);
+	json_decref(req);
+	printf("enroll=%s\n", st == 200 ? "ok" : title[0] ? title : "error");
+out:
+	free(b1);
+	free(b2);
+	free(b3);
+	free(cert);
+	free(cred);
+	json_decref(ans);
+	quote_ctx_free(q);
+	quote_ctx_free(q2);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc >= 3 && strcmp(argv[1], "enroll") == 0)
+		return do_enroll(argc - 1, argv + 1);
 	if (argc == 4 && strcmp(argv[1], "keys") == 0)
 		return do_keys(argv[2], argv[3]);
 	if (argc == 3 && strcmp(argv[1], "measure") == 0)

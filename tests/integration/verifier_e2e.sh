@@ -20,7 +20,7 @@ swtpm_up "$T/tpmB" >/dev/null 2>&1 || { fail setup "swtpm B"; finish; }
 TB=$SWTPM_TCTI
 mkdir -p "$T/ekca" "$T/trust" "$T/outA" "$T/outB" "$T/vstate"
 cp "$T/tpmA/ca/chain.pem" "$T/ekca/a.pem"
-cp "$T/tpmB/ca/chain.pem" "$T/ekca/b.pem"
+# B's CA is trusted only after the verifier restarts (see below).
 
 # A synthetic firmware event log, and TPM A's PCRs 0-7 extended to match it.
 "$FORGE" tcglog "$T/tcg.log" >"$T/extends" || { fail setup "tcglog"; finish; }
@@ -56,9 +56,9 @@ echo "hello" >"$T/root/etc/motd"; echo "#!/bin/sh" >"$T/root/bin/app"; chmod 755
 cp -a "$T/root" "$T/root2"; echo "tampered" >"$T/root2/etc/motd"
 DIGEST=$("$FORGE" measure "$T/root") || { fail setup "measure"; finish; }
 echo "tool-token-$$" >"$T/token.txt"
-policy() { # file nonce_ttl rootfs-digest
+policy() { # file nonce_ttl rootfs-digest [pre-registered EK key hash]
 	cat >"$1" <<EOF
-{"policy_id": "test-$2-${3:7:8}", "nonce_ttl": $2,
+{"policy_id": "test-$2-${3:7:8}", "nonce_ttl": $2, "enrollment": {"ek_public_keys": [${4:+\"$4\"}]},
  "groups": [{"name": "fleet", "hosts": ["host-*"], "pcrs": {"sha256": [0, 1, 2, 3, 4, 5, 6, 7, 15]},
    "rootfs": ["$3"], "release": {"tool-token": "$T/token.txt"}, "tools": ["stock_price"],
    "verdict_lifetime": 600}]}
@@ -115,8 +115,25 @@ ok attest_outputs
 check host_info_affirming bash -c "curl -sf '$V/v1/hosts/host-a' | grep -q '\"status\":\"affirming\"'"
 
 # --- enrolment rules ----------------------------------------------------------------------
+enr() { "$FORGE" enroll "$@" --verifier "$V" 2>>"$T/forge.err"; }
+expect_enroll() { [ "$2" = "enroll=$3" ] && ok "$1" || fail "$1" "want enroll=$3, got: $2"; }
+expect_enroll enroll_ak_attributes "$(enr sk-as-ak --tcti "$TA" --host-id host-a)" ak.attributes
+expect_enroll enroll_wrong_secret "$(enr wrong-secret --tcti "$TA" --host-id host-a)" enroll.secret.mismatch
+expect_enroll enroll_no_cert_unendorsed "$(enr no-cert --tcti "$TB" --host-id host-c)" ek.unendorsed
+out=$("$SLUICE" enroll --verifier "$V" --host-id host-b --tcti "$TB" 2>&1)
+case "$out" in *ek.cert.untrusted*) ok enroll_untrusted_ek_ca ;; *) fail enroll_untrusted_ek_ca "$out" ;; esac
+
+# --- restart keeps enrolments (and picks up B's CA) ----------------------------------------
+kill $VPID; wait $VPID 2>/dev/null
+cp "$T/tpmB/ca/chain.pem" "$T/ekca/b.pem"
+start_verifier || { fail restart "verifier did not come back"; finish; }
+out=$(forge good "$TA" host-a "$T/outA")
+case "$out" in *"status=affirming reason=none credential=yes"*) ok restart_keeps_enrolment ;; *) fail restart_keeps_enrolment "$out" ;; esac
+
 out=$("$SLUICE" enroll --verifier "$V" --host-id host-a --tcti "$TB" 2>&1)
 case "$out" in *enroll.ek.mismatch*) ok reenroll_other_ek_refused ;; *) fail reenroll_other_ek_refused "$out" ;; esac
+# B's EK with A's AK: the challenge is bound to both, and neither TPM can answer it.
+expect_enroll enroll_ak_of_other_tpm "$(enr ek-of-other --tcti "$TA" --tcti2 "$TB" --host-id host-d)" activation-refused
 check enroll_b "$SLUICE" enroll --verifier "$V" --host-id host-b --tcti "$TB"
 check reenroll_same_ek "$SLUICE" enroll --verifier "$V" --host-id host-a --tcti "$TA"
 out=$("$SLUICE" enroll --verifier "$V" --host-id web-1 --tcti "$TA" 2>&1)
@@ -155,14 +172,12 @@ echo '{"groups": "broken"' >"$T/policy.json"
 kill -HUP $VPID; sleep 0.3
 grep -q "policy reload rejected" "$T/verifier.log" && ok policy_bad_reload_rejected || fail policy_bad_reload_rejected "no rejection logged"
 expect policy_bad_reload_keeps_old "$(forge good "$TA" host-a "$T/outA")" rootfs.digest.unknown
-policy "$T/policy.json" 30 "$DIGEST"
+# A pre-registered EK key (policy enrollment.ek_public_keys) enrols without a certificate.
+tpm2_readpublic -T "$TB" -c 0x81010001 -o "$T/ekB.pem" -f pem >/dev/null 2>&1
+EKH=sha256:$(openssl pkey -pubin -in "$T/ekB.pem" -outform DER 2>/dev/null | sha256sum | cut -d' ' -f1)
+policy "$T/policy.json" 30 "$DIGEST" "$EKH"
 kill -HUP $VPID; sleep 0.3
-
-# --- restart keeps enrolments ----------------------------------------------------------------
-kill $VPID; wait $VPID 2>/dev/null
-start_verifier || { fail restart "verifier did not come back"; finish; }
-out=$(forge good "$TA" host-a "$T/outA")
-case "$out" in *"status=affirming reason=none credential=yes"*) ok restart_keeps_enrolment ;; *) fail restart_keeps_enrolment "$out" ;; esac
+expect_enroll enroll_preregistered_ek "$(enr no-cert --tcti "$TB" --host-id host-c)" ok
 
 # --- operations -------------------------------------------------------------------------------
 m=$(curl -sf "$V/metrics")
