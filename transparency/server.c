@@ -714,8 +714,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		*con_cls = rq;
 		if (strcmp(method, "POST") == 0) {
 			const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-			if (cl && strtoull(cl, NULL, 10) > s->cfg.policy.max_statement)
-				rq->too_big = 1;
+			if (cl && strtoull(cl, NULL, 10) > s->cfg.policy.max_statement) {
+				/* answer before reading the body; MHD then closes the connection */
+				atomic_fetch_add(&s->m_rejected, 1);
+				log_req(rq, "POST", url, 413, "Content-Length above the limit");
+				return send_problem(s, c, 413, "Payload Too Large", "the statement exceeds the size limit", 0);
+			}
 		}
 		return MHD_YES;
 	}
