@@ -95,15 +95,17 @@ deps:
 unit: test-bins
 	BUILD=$(BUILD) T='$(T)' tests/run.sh unit fuzz
 
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
 check: deps
-	$(MAKE) test-bins
+	$(MAKE) -j$(JOBS) test-bins
 	@rc=0; BUILD=$(BUILD) T='$(T)' tests/run.sh $(SUITES) || rc=1; \
 	$(MAKE) --no-print-directory asan T='$(T)' || rc=1; exit $$rc
 
 # The unit tests and fuzz replays under AddressSanitizer + UndefinedBehaviorSanitizer.
 asan:
 	$(MAKE) --no-print-directory BUILD=build/asan CFLAGS='-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all' \
-	    HARDEN='-fPIE' LDFLAGS='-fsanitize=address,undefined' test-bins
+	    HARDEN='-fPIE' LDFLAGS='-fsanitize=address,undefined' -j$(JOBS) test-bins
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    BUILD=build/asan T='$(T)' SLUICE_SUITE_LABEL=asan tests/run.sh unit fuzz
 
