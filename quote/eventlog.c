@@ -228,6 +228,12 @@ enum quote_err quote_eventlog_parse(const uint8_t *buf, size_t len, struct quote
 		log->legacy = 1;
 		log->banks.n = 1;
 		log->banks.bank[0].alg = QUOTE_ALG_SHA1;
+		if (e.pcr >= QUOTE_PCR_COUNT) {
+			diag_set(diag, "event 0 at offset 0: PCR %u", e.pcr);
+			if (diag)
+				diag->event = 0;
+			goto fail;
+		}
 	}
 	e.index = 0;
 	if (push(log, &e) != 0) {
