@@ -44,5 +44,19 @@ for r in $(seq 1 "$ROUNDS"); do
 		fi
 	done
 done
+# kill -9 while starting up (log recovery, signing the recovered head), a few times
+for i in 1 2 3; do
+	kill -9 "$TSPID"; wait "$TSPID" 2>/dev/null
+	"$SLUICE_TS" --listen 127.0.0.1:$PORT --state state --trust-dir trust --log-level warn 2>>ts.log &
+	TSPID=$!; track_pid $TSPID
+	sleep "0.0$(( RANDOM % 9 + 1 ))"
+done
+kill -9 "$TSPID"; wait "$TSPID" 2>/dev/null
+start_ts || fail "restart after startup kills" "sluice-ts did not come back"
+all_ok=1
+for d in $(seq 1 "$ROUNDS"); do
+	out=$($VERIFY acked --url "http://127.0.0.1:$PORT" --record "rec$d" --sample 10) || { all_ok=0; fail "after startup kills: round $d" "$out"; }
+done
+[ $all_ok = 1 ] && ok "kill -9 during startup: every receipt still verifies"
 if grep -q 'error' ts.log; then fail "service log" "$(grep error ts.log | head -3)"; else ok "no errors in the service log"; fi
 finish
