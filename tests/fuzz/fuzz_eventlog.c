@@ -1,4 +1,5 @@
-/* Fuzz the TCG event log parser, replay, type checks and the sluice event log parser. */
+/* Fuzz the TCG event log parser, replay, type checks, the sluice event log parser and the
+ * PCR values file parser. */
 #include "quote/quote.h"
 
 #include <stdlib.h>
@@ -34,6 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (quote_slog_encode(slog, &enc, &len) == QUOTE_OK)
 			free(enc);
 	}
+	/* the PCR values file (tpm2-tools' serialized or values format) */
+	quote_pcrs_file_parse(data, size, &sel, v);
 	quote_slog_free(slog);
 	quote_eventlog_free(log);
 	free(v);

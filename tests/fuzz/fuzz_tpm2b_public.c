@@ -1,4 +1,4 @@
-/* Fuzz TPM2B_PUBLIC parsing, conversion to an OpenSSL key, role checks and MakeCredential
+/* Fuzz TPM2B_PUBLIC parsing, the credential file parser, conversion to an OpenSSL key, role checks and MakeCredential
  * (which parses the EK public and builds keys from it). */
 #include "quote/quote.h"
 
@@ -25,6 +25,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(der);
 	if (quote_public_to_pem(data, size, &pem) == QUOTE_OK)
 		free(pem);
+	{
+		const uint8_t *a, *b;
+		size_t al, bl;
+		quote_credential_file_parse(data, size, &a, &al, &b, &bl);
+	}
 	if (quote_make_credential(data, size, name, sizeof name, cred, sizeof cred, &id, &il, &sec, &sl, &d) == QUOTE_OK) {
 		free(id);
 		free(sec);
