@@ -257,6 +257,17 @@ lp=$TMP/loop; mkdir -p "$lp/a"; echo hi >"$lp/f"
 expect_err bind_mount_loop_named '/a: directory loop' unshare -m --propagation private sh -c "mount --bind '$lp' '$lp/a' && '$SLUICE' measure --cross-mounts '$lp'"
 n=$(unshare -m --propagation private sh -c "mount --bind '$lp' '$lp/a' && '$SLUICE' measure --json '$lp'" | $PY -c 'import json,sys; print(json.load(sys.stdin)["entries"])')
 [ "$n" = 3 ] && ok mount_point_recorded_not_entered || fail mount_point_recorded_not_entered "entries=$n"
+# A file that vanishes or grows between the walk and its hashing: with one hashing thread busy
+# on 2 GiB of holes first, the victim (listed later, in a subdirectory) is changed meanwhile.
+race() { # NAME PATTERN ACTION
+	local v=$TMP/race-$1
+	mkdir -p "$v/z"; truncate -s 2G "$v/a_big"; echo x >"$v/z/victim"
+	( sleep 0.3; eval "$3" ) & local p=$!
+	expect_err "$1" "$2" "$SLUICE" measure --jobs 1 "$v"
+	wait $p; rm -rf "$v"
+}
+race vanished_file_named '/z/victim: changed while being measured (vanished' 'rm "$v/z/victim"'
+race grown_file_named '/z/victim: changed while being measured (size was 2, now 7' 'echo more >>"$v/z/victim"'
 expect_err missing_root_named 'no/such/dir' "$SLUICE" measure "$TMP/no/such/dir"
 
 # ---- unsafe archives are rejected with the path named ----
