@@ -22,6 +22,7 @@ struct scrapi_client {
 	struct scrapi_http *http;
 	char cause[1024];
 	uint64_t rng;
+	int lost; /* the last poll said the operation is unknown (404): submit again */
 };
 
 static void fmt(char *dst, size_t cap, const char *f, ...) __attribute__((format(printf, 3, 4)));
@@ -355,6 +356,7 @@ static enum scrapi_err poll_status(struct scrapi_client *c, const char *first_ur
 		} else {
 			http_cause(c, "GET registration status", &r);
 			e = r.status == 404 || r.status < 400 ? SCRAPI_ERR_HTTP : SCRAPI_ERR_REJECTED;
+			c->lost = r.status == 404;
 			scrapi_http_resp_clear(&r);
 			return e;
 		}
@@ -370,6 +372,7 @@ enum scrapi_err scrapi_register(struct scrapi_client *c, const uint8_t *stmt, si
 	enum scrapi_err e = SCRAPI_ERR_TIMEOUT;
 	struct scrapi_http_resp r = {0};
 	long retry_after;
+	unsigned resubmits = 0;
 
 	if (!c || !stmt || !len || !res)
 		return SCRAPI_ERR_INVAL;
@@ -411,7 +414,16 @@ enum scrapi_err scrapi_register(struct scrapi_client *c, const uint8_t *stmt, si
 			}
 			retry_after = r.retry_after;
 			scrapi_http_resp_clear(&r);
+			c->lost = 0;
 			e = poll_status(c, loc, retry_after, deadline, res);
+			/* An operation the service forgot (it restarted before committing it) is
+			 * submitted again, a few times, inside the same budget. */
+			if (e == SCRAPI_ERR_HTTP && c->lost && resubmits < 3) {
+				resubmits++;
+				e = SCRAPI_ERR_TIMEOUT;
+				retry_after = -1;
+				goto again;
+			}
 			break;
 		} else if (r.status == 429 || r.status >= 500) {
 			http_cause(c, "POST /entries", &r);
@@ -431,6 +443,7 @@ enum scrapi_err scrapi_register(struct scrapi_client *c, const uint8_t *stmt, si
 			break;
 		}
 		scrapi_http_resp_clear(&r);
+	again:
 		if (wait_next(c, deadline, retry_after, &k) != 0) {
 			size_t n = strlen(c->cause);
 			fmt(c->cause + n, sizeof c->cause - n, "; gave up: next retry would exceed the %.0fs budget",

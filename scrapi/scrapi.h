@@ -120,7 +120,9 @@ void scrapi_client_free(struct scrapi_client *c);
 /* POST /entries (Content-Type application/cose) and follow the protocol to a receipt:
  * 201/200 with the receipt; 303 -> poll Location (302 = wait, 200 = receipt); legacy 202 ->
  * poll Location or /operations/{id} until it names an entry, then GET /entries/{id}; 429, 503
- * and other 5xx and network errors are retried; Retry-After is honoured, otherwise exponential
+ * and other 5xx and network errors are retried; an operation the service answers 404 for while
+ * polling (it restarted before committing) is submitted again (at most 3 times); Retry-After
+ * is honoured, otherwise exponential
  * backoff with jitter; all inside the time budget. 4xx -> SCRAPI_ERR_REJECTED. */
 enum scrapi_err scrapi_register(struct scrapi_client *c, const uint8_t *stmt, size_t len, struct scrapi_result *ret);
 void scrapi_result_clear(struct scrapi_result *r);

@@ -18,6 +18,8 @@ service URL, so POST /<mode>/entries and GET /<mode>/... :
   garbage   201 with bytes that are not a receipt
   reject    400 concise problem details {-1: "Rejected", -2: "issuer not allowed by policy"}
   redirect  307 to http://203.0.113.1/entries (must not be followed)
+  lost      303 -> GET: 404 "Operation Not Found" (the service restarted); the second POST
+            gets 201
   foreign   303 to http://127.0.0.2:PORT/... (another origin: must not be polled)
   html      500 text/html error page, every time
   /<mode>/.well-known/scitt-keys returns KEYS_FILE.
@@ -91,6 +93,9 @@ class H(BaseHTTPRequestHandler):
             if self.bump("async-get") == 1:
                 return self.send(302, headers=[("Location", self.path), ("Retry-After", "0")])
             return self.send(200, RECEIPT, "application/cose", [("Location", "/async/entries/42")])
+        if mode == "lost":
+            return self.send(404, problem("Operation Not Found", "unknown operation"),
+                             "application/concise-problem-details+cbor")
         if mode == "loop":
             return self.send(302, headers=[("Location", self.path), ("Retry-After", "0")])
         if mode == "legacy":
@@ -124,7 +129,9 @@ class H(BaseHTTPRequestHandler):
                 return self.send(429, problem("Too Many Requests", "slow down"),
                                  "application/concise-problem-details+cbor", [("Retry-After", "1")])
             return self.send(201, RECEIPT, "application/cose")
-        if mode in ("async", "loop"):
+        if mode == "lost" and self.bump("lost") > 1:
+            return self.send(201, RECEIPT, "application/cose")
+        if mode in ("async", "loop", "lost"):
             return self.send(303, headers=[("Location", "/%s/entries/tmp123" % mode), ("Retry-After", "0")])
         if mode == "legacy":
             return self.send(202, cbor_map_str({"operationId": "1", "status": "running"}), "application/cbor",

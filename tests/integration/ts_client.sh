@@ -91,6 +91,7 @@ reg huge --max-response 65536;           expect "bad server: huge body refused" 
 reg garbage;                             expect "bad server: garbage receipt refused" 1 "failed to verify the receipt" 5
 reg reject;                              expect "bad server: 400 problem details surface" 1 "HTTP 400 Rejected: issuer not allowed by policy" 5
 reg redirect;                            expect "bad server: 307 is not followed" 1 "redirects are not followed" 5
+reg lost;                                expect "bad server: forgotten operation (404) is submitted again" 0 "2 attempts" 5
 reg foreign;                             expect "bad server: 303 to another origin is not polled" 1 "on another origin" 5
 reg html --budget 1.5;                   expect "bad server: 500 text/html retried then bounded" 1 "HTTP 500" 5
 # ---- HTTPS with a private CA
