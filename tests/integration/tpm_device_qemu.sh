@@ -34,6 +34,7 @@ cat >"$ird/init" <<'INIT'
 #!/bin/sh
 mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev
 mount -t securityfs securityfs /sys/kernel/security
+echo; echo "==START=="
 r() { n=$1; shift; "$@" >/tmp/out 2>&1; rc=$?; echo "==$n rc=$rc"; cat /tmp/out; }
 r info sluice tpm info --tcti device:/dev/tpmrm0
 r quote sluice quote --tcti device:/dev/tpmrm0 --nonce 00112233 --pcrs sha1:0-7+sha256:0-7 --out /tmp/q --repeat 10
