@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -138,6 +139,11 @@ int ts_log_open(const char *dir, struct merkle_tree *tree, struct ts_log **ret, 
 	l->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (l->fd < 0) {
 		snprintf(err, errlen, "open %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (flock(l->fd, LOCK_EX | LOCK_NB) != 0) {
+		snprintf(err, errlen, "%s is in use by another process (%s)", path,
+			 errno == EWOULDBLOCK ? "locked" : strerror(errno));
 		goto out;
 	}
 	if (fstat(l->fd, &st) != 0) {

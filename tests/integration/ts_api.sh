@@ -95,6 +95,9 @@ s=$(curl -s -o post.out -w '%{http_code}' "$(URL /entries/999)"); t=$(problem_ti
 check "unknown entry -> 404 problem details" test "$s/$t" = "404/Not Found"
 s=$(curl -s -o /dev/null -w '%{http_code}' "$(URL /nowhere)")
 check "unknown path -> 404" test "$s" = 404
+P1=$PORT; PORT=$(free_port)
+check_fails "a second sluice-ts on the same state is refused" "$SLUICE_TS" --listen 127.0.0.1:$PORT --state sync --trust-dir trust
+PORT=$P1
 check "metrics in Prometheus text" bash -c "curl -s '$(URL /metrics)' | grep -q '^sluice_ts_registration_seconds_bucket{le=\"+Inf\"} '"
 check "one log line per request" grep -q 'POST /entries 201' sync.log
 stop_ts
