@@ -66,19 +66,39 @@ json_t *verifier_problem(int status, int *ret_status, const char *title, const c
 
 static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *body, int problem)
 {
-	char *text = json_dumps(body, JSON_COMPACT);
+	const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+	int cbor = accept && strstr(accept, "application/cbor") && !strstr(accept, "application/json");
 	struct MHD_Response *r;
 	enum MHD_Result ret;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	const char *ctype;
 
+	if (cbor && problem) {
+		const char *t = json_string_value(json_object_get(body, "title"));
+		const char *d = json_string_value(json_object_get(body, "detail"));
+		if (bundle_problem_encode(t ? t : "", d ? d : "", status, &buf, &len) != BUNDLE_OK)
+			buf = NULL;
+		ctype = "application/concise-problem-details+cbor";
+	} else if (cbor) {
+		if (verifier_json_to_cbor(body, &buf, &len) != 0)
+			buf = NULL;
+		ctype = "application/cbor";
+	} else {
+		char *text = json_dumps(body, JSON_COMPACT);
+		buf = (uint8_t *)text;
+		len = text ? strlen(text) : 0;
+		ctype = problem ? "application/problem+json" : "application/json";
+	}
 	json_decref(body);
-	if (!text)
+	if (!buf)
 		return MHD_NO;
-	r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	r = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
 	if (!r) {
-		free(text);
+		free(buf);
 		return MHD_NO;
 	}
-	MHD_add_response_header(r, "Content-Type", problem ? "application/problem+json" : "application/json");
+	MHD_add_response_header(r, "Content-Type", ctype);
 	if (status == 503)
 		MHD_add_response_header(r, "Retry-After", "1");
 	ret = MHD_queue_response(c, (unsigned)status, r);
@@ -115,16 +135,25 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 	*con_cls = NULL;
 }
 
-static json_t *dispatch_post(struct verifier_svc *svc, const char *url, struct req *rq, int *status)
+static json_t *dispatch_post(struct verifier_svc *svc, struct MHD_Connection *c, const char *url, struct req *rq,
+			     int *status)
 {
+	const char *ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
 	json_error_t je;
 	json_t *req, *ans;
 
-	req = json_loadb(rq->body ? rq->body : "", rq->len, JSON_REJECT_DUPLICATES, &je);
-	if (!req || !json_is_object(req)) {
-		json_decref(req);
-		return verifier_problem(400, status, "Malformed request", "body is not a JSON object: %s",
-					req ? "not an object" : je.text);
+	if (ctype && strncmp(ctype, "application/cbor", 16) == 0) {
+		char err[256] = "";
+		req = verifier_cbor_to_json((const uint8_t *)(rq->body ? rq->body : ""), rq->len, err, sizeof err);
+		if (!req)
+			return verifier_problem(400, status, "Malformed request", "CBOR body: %s", err);
+	} else {
+		req = json_loadb(rq->body ? rq->body : "", rq->len, JSON_REJECT_DUPLICATES, &je);
+		if (!req || !json_is_object(req)) {
+			json_decref(req);
+			return verifier_problem(400, status, "Malformed request", "body is not a JSON object: %s",
+						req ? "not an object" : je.text);
+		}
 	}
 	if (strcmp(url, "/v1/enroll") == 0)
 		ans = verifier_enroll(svc, req, status);
@@ -226,7 +255,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	}
 	if (strcmp(method, "POST") != 0)
 		return send_json(c, 405, verifier_problem(405, &status, "Method Not Allowed", "%s", method), 1);
-	ans = dispatch_post(svc, url, rq, &status);
+	ans = dispatch_post(svc, c, url, rq, &status);
 	if (!ans)
 		ans = verifier_problem(500, &status, "Internal Server Error", "out of memory");
 	return send_json(c, status, ans, status >= 400);

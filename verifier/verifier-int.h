@@ -259,6 +259,12 @@ enum verifier_err verifier_ts_register(struct verifier_svc *svc, const uint8_t *
 
 void verifier_ts_curl_free(void *curl);
 
+/* ---- CBOR bodies (cbor.c) ---- */
+/* A request body (CBOR map, text keys) as the equivalent JSON object (bytes -> base64). */
+json_t *verifier_cbor_to_json(const uint8_t *buf, size_t len, char *err, size_t errlen);
+/* An answer as CBOR (known binary fields back to byte strings). */
+int verifier_json_to_cbor(json_t *j, uint8_t **ret, size_t *ret_len);
+
 /* ---- key cache (keycache.c) ---- */
 struct verifier_keycache;
 struct quote_diag;

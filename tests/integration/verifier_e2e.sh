@@ -179,6 +179,14 @@ policy "$T/policy.json" 30 "$DIGEST" "$EKH"
 kill -HUP $VPID; sleep 0.3
 expect_enroll enroll_preregistered_ek "$(enr no-cert --tcti "$TB" --host-id host-c)" ok
 
+# --- CBOR bodies: a challenge asked and answered in CBOR --------------------------------------
+PY=${PYTHON:-/usr/bin/python3}
+"$PY" -c 'import sys, cbor2; sys.stdout.buffer.write(cbor2.dumps({"host_id": "host-a"}))' >"$T/req.cbor"
+curl -sf -H 'Content-Type: application/cbor' -H 'Accept: application/cbor' --data-binary @"$T/req.cbor" \
+	"$V/v1/challenge" -o "$T/chal.cbor"
+out=$("$PY" -c 'import sys, cbor2; d = cbor2.load(open(sys.argv[1], "rb")); print(len(d["nonce"]), d["pcrs"])' "$T/chal.cbor" 2>&1)
+[ "$out" = "64 sha256:0,1,2,3,4,5,6,7,15" ] && ok cbor_challenge || fail cbor_challenge "$out"
+
 # --- operations -------------------------------------------------------------------------------
 m=$(curl -sf "$V/metrics")
 case "$m" in *'sluice_verifier_appraisals_total{result="affirming"}'*) ok metrics ;; *) fail metrics "$m" ;; esac

@@ -55,6 +55,18 @@ status() { curl -s -o "$T/body" -w '%{http_code}' "$@"; }
 [ "$(head -c 5000 /dev/zero | status -X POST --data-binary @- "$V/v1/attest")" = 413 ] && ok body_limit_413 || fail body_limit_413 "$(cat "$T/body")"
 [ "$(status -X DELETE "$V/v1/attest")" = 405 ] && ok method_405 || fail method_405 "$(cat "$T/body")"
 
+# CBOR bodies: the same API, concise problem details back.
+PY=${PYTHON:-/usr/bin/python3}
+cb() { "$PY" -c 'import sys, cbor2; sys.stdout.buffer.write(cbor2.dumps(eval(sys.argv[1])))' "$1"; }
+cb '{"host_id": "nobody"}' >"$T/req.cbor"
+code=$(curl -s -o "$T/body" -w '%{http_code}' -H 'Content-Type: application/cbor' -H 'Accept: application/cbor' \
+	--data-binary @"$T/req.cbor" "$V/v1/challenge")
+title=$("$PY" -c 'import sys, cbor2; print(cbor2.load(open(sys.argv[1], "rb"))[-1])' "$T/body" 2>&1)
+[ "$code" = 404 ] && [ "$title" = host.unknown ] && ok cbor_problem_details || fail cbor_problem_details "$code $title"
+printf '\xa1\x01' >"$T/bad.cbor"
+code=$(curl -s -o "$T/body" -w '%{http_code}' -H 'Content-Type: application/cbor' --data-binary @"$T/bad.cbor" "$V/v1/challenge")
+[ "$code" = 400 ] && grep -q 'CBOR body' "$T/body" && ok cbor_malformed_400 || fail cbor_malformed_400 "$code $(cat "$T/body")"
+
 # The queue bound: one request held open mid-body fills --queue 1; the next gets 503 + Retry-After.
 exec 7<>/dev/tcp/127.0.0.1/$VP
 printf 'POST /v1/attest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{' >&7

@@ -250,6 +250,38 @@ static void test_metrics(void)
 	free(t);
 }
 
+static void test_cbor_bodies(void)
+{
+	/* {"evidence": h'0102', "host_id": "x", "n": 5, "b": true} */
+	static const uint8_t req[] = {0xa4, 0x68, 'e', 'v', 'i', 'd', 'e', 'n', 'c', 'e', 0x42, 0x01, 0x02, 0x67, 'h', 'o',
+				      's', 't', '_', 'i', 'd', 0x61, 'x', 0x61, 'n', 0x05, 0x61, 'b', 0xf5};
+	static const uint8_t dup[] = {0xa2, 0x61, 'a', 0x01, 0x61, 'a', 0x02};
+	static const uint8_t trailing[] = {0xa0, 0x00};
+	char err[128];
+	json_t *j = verifier_cbor_to_json(req, sizeof req, err, sizeof err), *ans;
+	uint8_t *out = NULL;
+	size_t len = 0;
+
+	T_CHECK(j != NULL);
+	T_EQ_STR(json_string_value(json_object_get(j, "evidence")), "AQI=");
+	T_EQ_STR(json_string_value(json_object_get(j, "host_id")), "x");
+	T_EQ_INT(json_integer_value(json_object_get(j, "n")), 5);
+	T_CHECK(json_is_true(json_object_get(j, "b")));
+	json_decref(j);
+	T_CHECK(verifier_cbor_to_json(dup, sizeof dup, err, sizeof err) == NULL);
+	T_CHECK(verifier_cbor_to_json(trailing, sizeof trailing, err, sizeof err) == NULL);
+	T_CHECK(verifier_cbor_to_json((const uint8_t *)"\x83\x01\x02\x03", 4, err, sizeof err) == NULL); /* not a map */
+	/* Answers: binary fields become byte strings, the rest keeps its type. */
+	ans = json_pack("{s:s, s:i}", "verdict", "AQI=", "expires", -3);
+	T_EQ_INT(verifier_json_to_cbor(ans, &out, &len), 0);
+	/* {"verdict": h'0102', "expires": -3} in some key order */
+	T_EQ_INT(len, 1 + 8 + 3 + 8 + 1);
+	T_CHECK(out && memmem(out, len, "\x67" "verdict\x42\x01\x02", 11) != NULL);
+	T_CHECK(out && memmem(out, len, "\x67" "expires\x22", 9) != NULL);
+	free(out);
+	json_decref(ans);
+}
+
 int main(void)
 {
 	char path[128];
@@ -268,6 +300,7 @@ int main(void)
 	T_RUN(test_store_hosts);
 	T_RUN(test_b64_hex);
 	T_RUN(test_metrics);
+	T_RUN(test_cbor_bodies);
 	{
 		char cmd[160];
 		snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
