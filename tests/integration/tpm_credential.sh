@@ -54,8 +54,30 @@ if tpm2_makecredential -T none -e "$TMP/a.ek.rsa" -s "$TMP/secret" -n "$(xxd -p 
 else
 	fail tpm2_makecredential_activates "tpm2_makecredential failed"
 fi
+# a TPM without persistent EKs: the EK is created from the TCG templates (L-1 RSA-2048, L-2
+# ECC P-256) for each use and flushed; the publics equal tpm2_createek's; round trips work
+swtpm_up "$TMP/c" || { fail swtpm_up "cannot start swtpm C"; finish; }
+C=$SWTPM_TCTI
+TPM2TOOLS_TCTI=$C tpm2_evictcontrol -C o -c 0x81010001 >/dev/null 2>&1 &&
+	TPM2TOOLS_TCTI=$C tpm2_evictcontrol -C o -c 0x81010016 >/dev/null 2>&1 || fail evict_eks "tpm2_evictcontrol failed"
+"$SLUICE" tpm ak --tcti "$C" --name "$TMP/c.ak.name" >/dev/null
+for alg in rsa ecc; do
+	(cd "$TMP" && TPM2TOOLS_TCTI=$C tpm2_createek -c "$TMP/c.ek.$alg.ctx" -G $alg -u "$TMP/c.tek.$alg" >/dev/null 2>&1 &&
+		TPM2TOOLS_TCTI=$C tpm2_flushcontext -t >/dev/null 2>&1)
+	"$SLUICE" tpm ek --tcti "$C" --alg $alg --pub "$TMP/c.ek.$alg" >/dev/null
+	check "ek_template_equals_tpm2_createek_$alg" cmp -s "$TMP/c.tek.$alg" "$TMP/c.ek.$alg"
+	rm -f "$TMP/c.out.$alg"
+	if "$SLUICE" tpm makecred --ek-pub "$TMP/c.ek.$alg" --name "$TMP/c.ak.name" --secret "$TMP/secret" --out "$TMP/c.cred.$alg" &&
+		"$SLUICE" tpm activate --tcti "$C" --alg $alg --in "$TMP/c.cred.$alg" --out "$TMP/c.out.$alg" &&
+		cmp -s "$TMP/secret" "$TMP/c.out.$alg"; then
+		ok "roundtrip_transient_ek_$alg"
+	else
+		fail "roundtrip_transient_ek_$alg" "round trip failed"
+	fi
+done
+
 # nothing transient left behind on either TPM (policy sessions, transient EKs)
-for t in "$A" "$B"; do
+for t in "$A" "$B" "$C"; do
 	left=$(TPM2TOOLS_TCTI=$t tpm2_getcap handles-transient 2>/dev/null; TPM2TOOLS_TCTI=$t tpm2_getcap handles-loaded-session 2>/dev/null)
 	[ -z "$left" ] && ok "no_transient_leftovers_${t%%:*}_${t##*/}" || fail no_transient_leftovers "$t: $left"
 done
