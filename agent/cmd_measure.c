@@ -35,7 +35,7 @@ static void usage(FILE *f)
 		"options:\n"
 		"  --json               print {\"digest\", \"alg\", \"entries\", \"bytes\", \"excludes\", \"seconds\"}\n"
 		"  --manifest FILE      write the manifest (CBOR records) to FILE (\"-\" = stdout);\n"
-		"                       with --prove: the manifest to read\n"
+		"                       with --prove and no ROOT or --archive: the manifest to read\n"
 		"  --archive FILE       measure an archive instead of a tree\n"
 		"  --exclude PATH       also skip PATH (relative to the root, repeatable); the defaults are\n"
 		"                       /proc /sys /dev /run /tmp /var/tmp /var/log /var/cache\n"
