@@ -155,6 +155,17 @@ json_t *verifier_enroll(struct verifier_svc *svc, json_t *req, int *status)
 				       verifier_store_last_cause(svc->store));
 		goto out;
 	}
+	/* One TPM, one host: an AK enrolled under another host id moves only with operator approval
+	 * (the old binding is dropped when the enrolment completes). */
+	verifier_host_clear(&existing);
+	ve = verifier_store_host_by_ak(svc->store, ak_info.name, ak_info.name_len, &existing);
+	if (ve == VERIFIER_OK && strcmp(existing.host_id, host_id) != 0 && !verifier_policy_reenroll_allowed(pol, host_id)) {
+		ans = verifier_problem(409, status, "enroll.ak.taken",
+				       "this TPM's AK is enrolled as host %s; moving it needs operator approval "
+				       "(policy enrollment.allow_reenroll)",
+				       existing.host_id);
+		goto out;
+	}
 	/* The challenge. */
 	if (RAND_bytes(secret, sizeof secret) != 1 || RAND_bytes(idb, sizeof idb) != 1) {
 		ans = verifier_problem(500, status, "Internal Server Error", "no randomness");

@@ -181,6 +181,24 @@ enum verifier_err verifier_store_host_put(struct verifier_store *s, const struct
 	enum verifier_err rc = VERIFIER_OK;
 
 	pthread_mutex_lock(&s->mu);
+	if (sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+		rc = dberr(s, "begin");
+		goto out;
+	}
+	/* The TPM (its AK) belongs to this host id only: an older binding is dropped. */
+	if (sqlite3_prepare_v2(s->db, "DELETE FROM hosts WHERE ak_name = ? AND host_id != ?", -1, &st, NULL) !=
+	    SQLITE_OK) {
+		rc = dberr(s, "prepare host move");
+		goto rollback;
+	}
+	sqlite3_bind_blob(st, 1, h->ak_name, (int)h->ak_name_len, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, h->host_id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		rc = dberr(s, "move host");
+		goto rollback;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
 	if (sqlite3_prepare_v2(s->db,
 			       "INSERT INTO hosts (host_id, ek_pub, ek_cert, ak_pub, ak_name, enrolled_at) "
 			       "VALUES (?,?,?,?,?,?) ON CONFLICT(host_id) DO UPDATE SET ek_pub=excluded.ek_pub, "
@@ -188,7 +206,7 @@ enum verifier_err verifier_store_host_put(struct verifier_store *s, const struct
 			       "enrolled_at=excluded.enrolled_at, last_status=NULL, last_at=NULL, last_reasons=NULL",
 			       -1, &st, NULL) != SQLITE_OK) {
 		rc = dberr(s, "prepare host insert");
-		goto out;
+		goto rollback;
 	}
 	sqlite3_bind_text(st, 1, h->host_id, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 2, h->ek_pub, (int)h->ek_pub_len, SQLITE_STATIC);
@@ -197,8 +215,15 @@ enum verifier_err verifier_store_host_put(struct verifier_store *s, const struct
 	sqlite3_bind_blob(st, 4, h->ak_pub, (int)h->ak_pub_len, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 5, h->ak_name, (int)h->ak_name_len, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 6, h->enrolled_at);
-	if (sqlite3_step(st) != SQLITE_DONE)
+	if (sqlite3_step(st) != SQLITE_DONE) {
 		rc = dberr(s, "insert host");
+		goto rollback;
+	}
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+		goto out;
+	rc = dberr(s, "commit host");
+rollback:
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 out:
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->mu);

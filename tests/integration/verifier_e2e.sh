@@ -132,10 +132,12 @@ case "$out" in *"status=affirming reason=none credential=yes"*) ok restart_keeps
 
 out=$("$SLUICE" enroll --verifier "$V" --host-id host-a --tcti "$TB" 2>&1)
 case "$out" in *enroll.ek.mismatch*) ok reenroll_other_ek_refused ;; *) fail reenroll_other_ek_refused "$out" ;; esac
-# B's EK with A's AK: the challenge is bound to both, and neither TPM can answer it.
-expect_enroll enroll_ak_of_other_tpm "$(enr ek-of-other --tcti "$TA" --tcti2 "$TB" --host-id host-d)" activation-refused
+# A's EK with B's AK: the challenge is bound to both, and neither TPM can answer it.
+expect_enroll enroll_ak_of_other_tpm "$(enr ek-of-other --tcti "$TB" --tcti2 "$TA" --host-id host-d)" activation-refused
 check enroll_b "$SLUICE" enroll --verifier "$V" --host-id host-b --tcti "$TB"
 check reenroll_same_ek "$SLUICE" enroll --verifier "$V" --host-id host-a --tcti "$TA"
+out=$("$SLUICE" enroll --verifier "$V" --host-id host-z --tcti "$TA" 2>&1)
+case "$out" in *enroll.ak.taken*) ok enroll_same_tpm_other_host_refused ;; *) fail enroll_same_tpm_other_host_refused "$out" ;; esac
 out=$("$SLUICE" enroll --verifier "$V" --host-id web-1 --tcti "$TA" 2>&1)
 case "$out" in *host.group.none*) ok enroll_no_group_refused ;; *) fail enroll_no_group_refused "$out" ;; esac
 
@@ -177,7 +179,7 @@ tpm2_readpublic -T "$TB" -c 0x81010001 -o "$T/ekB.pem" -f pem >/dev/null 2>&1
 EKH=sha256:$(openssl pkey -pubin -in "$T/ekB.pem" -outform DER 2>/dev/null | sha256sum | cut -d' ' -f1)
 policy "$T/policy.json" 30 "$DIGEST" "$EKH"
 kill -HUP $VPID; sleep 0.3
-expect_enroll enroll_preregistered_ek "$(enr no-cert --tcti "$TB" --host-id host-c)" ok
+expect_enroll enroll_preregistered_ek "$(enr no-cert --tcti "$TB" --host-id host-b)" ok
 
 # --- CBOR bodies: a challenge asked and answered in CBOR --------------------------------------
 PY=${PYTHON:-/usr/bin/python3}
@@ -187,10 +189,17 @@ curl -sf -H 'Content-Type: application/cbor' -H 'Accept: application/cbor' --dat
 out=$("$PY" -c 'import sys, cbor2; d = cbor2.load(open(sys.argv[1], "rb")); print(len(d["nonce"]), d["pcrs"])' "$T/chal.cbor" 2>&1)
 [ "$out" = "64 sha256:0,1,2,3,4,5,6,7,15" ] && ok cbor_challenge || fail cbor_challenge "$out"
 
+# --- the operator moves TPM B to another host id (allow_reenroll) -------------------------------
+sed 's/"enrollment": {/"enrollment": {"allow_reenroll": ["host-y"], /' "$T/policy.json" >"$T/p2" && mv "$T/p2" "$T/policy.json"
+kill -HUP $VPID; sleep 0.3
+check enroll_move_allowed "$SLUICE" enroll --verifier "$V" --host-id host-y --tcti "$TB"
+code=$(curl -s -o /dev/null -w '%{http_code}' "$V/v1/hosts/host-b")
+[ "$code" = 404 ] && ok enroll_move_drops_old_binding || fail enroll_move_drops_old_binding "host-b still there ($code)"
+
 # --- operations -------------------------------------------------------------------------------
 m=$(curl -sf "$V/metrics")
 case "$m" in *'sluice_verifier_appraisals_total{result="affirming"}'*) ok metrics ;; *) fail metrics "$m" ;; esac
-check host_info_reasons bash -c "curl -sf '$V/v1/hosts/host-b' | grep -q '\"host_id\":\"host-b\"'"
+check host_info_reasons bash -c "curl -sf '$V/v1/hosts/host-a' | grep -q '\"status\":\"contraindicated\".*rootfs.digest.unknown'"
 code=$(curl -s -o /dev/null -w '%{http_code}' "$V/v1/hosts/nobody")
 [ "$code" = 404 ] && ok host_unknown_404 || fail host_unknown_404 "got $code"
 code=$(head -c 9000000 /dev/zero | curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary @- "$V/v1/attest")
