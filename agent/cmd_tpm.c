@@ -815,6 +815,7 @@ int cmd_quote(int argc, char **argv)
 	if (repeat > 1) {
 		/* benchmarking: repeat the quote in this process, report latency percentiles */
 		double *ms = calloc((size_t)repeat, sizeof *ms);
+		unsigned long retries = 0;
 		if (!ms)
 			goto done;
 		for (long i = 0; i < repeat; i++) {
@@ -825,6 +826,7 @@ int cmd_quote(int argc, char **argv)
 				goto done;
 			}
 			ms[i] = (agent_now() - t0) * 1e3;
+			retries += r->attempts - 1;
 		}
 		for (long i = 1; i < repeat; i++) /* insertion sort: small n */
 			for (long j = i; j > 0 && ms[j - 1] > ms[j]; j--) {
@@ -832,8 +834,8 @@ int cmd_quote(int argc, char **argv)
 				ms[j] = ms[j - 1];
 				ms[j - 1] = t;
 			}
-		printf("quotes %ld median_ms %.3f min_ms %.3f p90_ms %.3f\n", repeat, ms[repeat / 2], ms[0],
-		       ms[(repeat * 9) / 10 < repeat ? (repeat * 9) / 10 : repeat - 1]);
+		printf("quotes %ld median_ms %.3f min_ms %.3f p90_ms %.3f retries %lu\n", repeat, ms[repeat / 2], ms[0],
+		       ms[(repeat * 9) / 10 < repeat ? (repeat * 9) / 10 : repeat - 1], retries);
 		free(ms);
 	} else if ((e = quote_quote(q, &sel, nonce, (size_t)nl, r)) != QUOTE_OK) {
 		agent_log("failed to quote: %s (%s)", quote_strerror(e), quote_ctx_cause(q));

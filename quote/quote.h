@@ -21,8 +21,10 @@
  *   credential  = TPM2B_ID_OBJECT and TPM2B_ENCRYPTED_SECRET (each with its size prefix)
  * Algorithm ids are TPM_ALG_ID values (QUOTE_ALG_SHA256 = 0x000B, ...).
  *
- * Ownership: out-buffers named ret_* are written only on success; "uint8_t **ret_x" outputs
- * are malloc'd and freed by the caller with free(). Destructors accept NULL.
+ * Ownership: out-parameters named ret* are written only on success, except the large
+ * caller-owned result structs of quote_quote and quote_sk_certify, which are used as scratch
+ * and are unspecified on failure; "uint8_t **ret_x" outputs are malloc'd and freed by the
+ * caller with free(). Destructors accept NULL.
  * Foreign types (ESYS_*, TPM2B_*, EVP_*) never appear here. Not thread-safe per context;
  * distinct contexts and all pure functions may be used from different threads.
  */
