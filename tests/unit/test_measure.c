@@ -582,6 +582,40 @@ static void test_archive_rejects(void)
 	free(buf);
 }
 
+/* More records than one leaf-hashing chunk: the pipelined root (two threads) must equal the
+ * serial one that decoding recomputes. (An in-memory archive: creating 9000 files is slow.) */
+static void test_large_manifest_root_pipelined(void)
+{
+	enum { N = 9000 };
+	struct aent *v = calloc(N, sizeof *v);
+	char (*names)[16] = calloc(N, 16);
+	size_t cap = (size_t)(N + 4) * 1024, len;
+	uint8_t *buf = malloc(cap);
+	struct measure_manifest *m = NULL, *back = NULL;
+	struct measure_error e;
+	const uint8_t *enc;
+	size_t elen;
+
+	v[0] = (struct aent){"./", AE_IFDIR, NULL, NULL, 0};
+	for (int i = 1; i < N; i++) {
+		snprintf(names[i], 16, "./d%05d", i);
+		v[i] = (struct aent){names[i], AE_IFDIR, NULL, NULL, 0};
+	}
+	len = make_tar(v, N, buf, cap);
+	T_EQ_INT(measure_archive_mem(buf, len, NULL, &m, &e), MEASURE_OK);
+	T_CHECK(m && measure_manifest_entries(m) == N);
+	if (m) {
+		enc = measure_manifest_encoded(m, &elen);
+		T_EQ_INT(measure_manifest_decode(enc, elen, &back, &e), MEASURE_OK);
+		T_CHECK(back && memcmp(measure_manifest_digest(back), measure_manifest_digest(m), 32) == 0);
+	}
+	measure_manifest_free(back);
+	measure_manifest_free(m);
+	free(buf);
+	free(names);
+	free(v);
+}
+
 int main(void)
 {
 	make_fixture();
@@ -596,6 +630,7 @@ int main(void)
 	T_RUN(test_errors_name_the_path);
 	T_RUN(test_archive_known_answer);
 	T_RUN(test_archive_rejects);
+	T_RUN(test_large_manifest_root_pipelined);
 	T_RUN(test_diff); /* last: modifies the fixture */
 	rm_fixture();
 	return t_done();
