@@ -229,7 +229,9 @@ static enum measure_err one_entry(struct rd *r, struct archive_entry *ae, struct
 			return seterr(err, MEASURE_ERR_BAD_PATH, 0, link, strlen(link), "hard link target");
 		t = index_find(&r->ix, &r->ents, lpath, llen);
 		if (t < 0 || (size_t)t == r->ents.n - 1)
-			return seterr(err, MEASURE_ERR_HARDLINK, 0, path, plen, "no earlier entry %s", lpath);
+			return seterr(err, MEASURE_ERR_HARDLINK, 0, path, plen, "%s %s", lpath,
+				      excludes_covers(&r->x, lpath, llen) ? "is excluded: exclude its links too"
+									  : "is not an earlier entry");
 		lead = ents_at(&r->ents, ents_at(&r->ents, (size_t)t)->parent);
 		if (lead->type != MEASURE_TYPE_REG)
 			return seterr(err, MEASURE_ERR_HARDLINK, 0, path, plen, "%s is not a regular file", lpath);
