@@ -191,10 +191,7 @@ int agent_attest_measure(struct agent_attest_state *s, char *why, size_t whylen)
 	struct measure_opts mo = {.excludes = s->cfg.excludes, .n_excludes = s->cfg.n_excludes};
 	struct measure_error me;
 	enum measure_err merr;
-	enum quote_err qe;
-	char hex[65], path[PATH_MAX], line[512];
-	uint8_t *enc = NULL;
-	size_t enc_len = 0;
+	char hex[65], line[512];
 	unsigned pcr = s->cfg.pcr ? s->cfg.pcr : 15;
 
 	memset(&me, 0, sizeof me);
@@ -209,11 +206,23 @@ int agent_attest_measure(struct agent_attest_state *s, char *why, size_t whylen)
 	snprintf(line, sizeof line, "sha256:%s, %zu entries", hex, measure_manifest_entries(s->manifest));
 	step_done(s, "measure", line);
 
-	qe = quote_pcr_extend(s->q, pcr, QUOTE_SLOG_ROOTFS, s->rootfs, 32, s->slog);
-	if (qe != QUOTE_OK) {
-		snprintf(why, whylen, "extend: PCR %u: %s (%s)", pcr, quote_strerror(qe), quote_ctx_cause(s->q));
+	if (agent_attest_extend(s, QUOTE_SLOG_ROOTFS, s->rootfs, 32, why, whylen))
 		return -1;
-	}
+	snprintf(line, sizeof line, "PCR %u", pcr);
+	step_done(s, "extend", line);
+	return 0;
+}
+
+int agent_attest_set_pcrs(struct agent_attest_state *s, const char *sel)
+{
+	return quote_pcr_selection_parse(sel, &s->sel) == QUOTE_OK ? 0 : -1;
+}
+
+static int save_slog(struct agent_attest_state *s, char *why, size_t whylen)
+{
+	char path[PATH_MAX];
+	uint8_t *enc = NULL;
+	size_t enc_len = 0;
 	snprintf(path, sizeof path, "%s/%s", out_dir(s), SLOG_FILE);
 	if (quote_slog_encode(s->slog, &enc, &enc_len) != QUOTE_OK || agent_write_file(path, enc, enc_len, 0644) != 0) {
 		snprintf(why, whylen, "extend: cannot save the sluice event log to %s: %s", path, strerror(errno));
@@ -221,9 +230,19 @@ int agent_attest_measure(struct agent_attest_state *s, char *why, size_t whylen)
 		return -1;
 	}
 	free(enc);
-	snprintf(line, sizeof line, "PCR %u", pcr);
-	step_done(s, "extend", line);
 	return 0;
+}
+
+int agent_attest_extend(struct agent_attest_state *s, uint32_t type, const uint8_t *content, size_t len, char *why,
+			size_t whylen)
+{
+	unsigned pcr = s->cfg.pcr ? s->cfg.pcr : 15;
+	enum quote_err qe = quote_pcr_extend(s->q, pcr, type, content, len, s->slog);
+	if (qe != QUOTE_OK) {
+		snprintf(why, whylen, "extend: PCR %u: %s (%s)", pcr, quote_strerror(qe), quote_ctx_cause(s->q));
+		return -1;
+	}
+	return save_slog(s, why, whylen);
 }
 
 int agent_attest_challenge(struct agent_attest_state *s, char *why, size_t whylen)

@@ -100,6 +100,13 @@ enum agent_attest_part { AGENT_PART_NONCE, AGENT_PART_EVIDENCE, AGENT_PART_STATE
 			 AGENT_PART_VERDICT, AGENT_PART_CREDENTIAL };
 const uint8_t *agent_attest_get(const struct agent_attest_state *s, enum agent_attest_part part, size_t *len);
 int agent_attest_set(struct agent_attest_state *s, enum agent_attest_part part, const uint8_t *buf, size_t len);
+/* Use this PCR selection (tpm2-tools syntax) instead of the one the challenge named. */
+int agent_attest_set_pcrs(struct agent_attest_state *s, const char *sel);
+/* Extend the measurement PCR with a sluice event log record of the given type (as `sluice boot`
+ * does with QUOTE_SLOG_RELEASED to seal the phase), keeping the saved log in step. */
+int agent_attest_extend(struct agent_attest_state *s, uint32_t type, const uint8_t *content, size_t len, char *why,
+			size_t whylen);
+
 /* The verifier's answer to the last appraisal ({"status", "reasons", ...}), borrowed. */
 json_t *agent_attest_answer(const struct agent_attest_state *s);
 /* The quote context (TPM), borrowed. */

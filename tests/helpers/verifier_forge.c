@@ -15,7 +15,8 @@
  *
  * MODE: good, wrong-nonce, replay, pcr-altered, foreign-stmt-key, untrusted-receipt,
  *       other-receipt, release-other-tpm, expired (sleeps --sleep S after the challenge),
- *       quote-sig-flip, certify-sig-flip, stmt-other-evidence.
+ *       quote-sig-flip, certify-sig-flip, stmt-other-evidence, pcr-selection (quotes
+ *       sha256:0,15), sealed (extends a "released" record first), nonce-other-host (--host2 H).
  * options: --tcti T --host-id H --verifier URL --verifier-key F --ts URL --ts-key F --root DIR
  *          --out DIR [--eventlog F] [--tcti2 T] [--ts2 URL] [--foreign-key PEM] [--sleep S]
  *
@@ -229,10 +230,11 @@ static int do_attest(int argc, char **argv)
 		{"root", required_argument, NULL, 'r'},        {"out", required_argument, NULL, 'o'},
 		{"eventlog", required_argument, NULL, 'e'},    {"tcti2", required_argument, NULL, '2'},
 		{"ts2", required_argument, NULL, 'T'},         {"foreign-key", required_argument, NULL, 'F'},
-		{"sleep", required_argument, NULL, 'z'},       {NULL, 0, NULL, 0},
+		{"sleep", required_argument, NULL, 'z'},       {"host2", required_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	struct agent_attest_cfg cfg = {.budget = 30};
-	const char *mode = argv[1], *tcti2 = NULL, *ts2 = NULL, *foreign = NULL;
+	const char *mode = argv[1], *tcti2 = NULL, *ts2 = NULL, *foreign = NULL, *host2 = NULL;
 	struct agent_attest_state *s = NULL;
 	char why[1024] = "";
 	double sleep_s = 0;
@@ -256,6 +258,7 @@ static int do_attest(int argc, char **argv)
 		case 'T': ts2 = optarg; break;
 		case 'F': foreign = optarg; break;
 		case 'z': sleep_s = strtod(optarg, NULL); break;
+		case 'h': host2 = optarg; break;
 		default: return 2;
 		}
 	}
@@ -264,6 +267,29 @@ static int do_attest(int argc, char **argv)
 	if (agent_attest_state_new(&cfg, &s, why, sizeof why) || agent_attest_measure(s, why, sizeof why) ||
 	    agent_attest_challenge(s, why, sizeof why))
 		goto out;
+	if (strcmp(mode, "pcr-selection") == 0 && agent_attest_set_pcrs(s, "sha256:0,15"))
+		goto out;
+	if (strcmp(mode, "sealed") == 0 &&
+	    agent_attest_extend(s, QUOTE_SLOG_RELEASED, (const uint8_t *)"released", 8, why, sizeof why))
+		goto out;
+	if (strcmp(mode, "nonce-other-host") == 0) {
+		/* A nonce the verifier issued to another host (--host2). */
+		struct agent_http_opts o = {.timeout = 10};
+		json_t *req = json_pack("{s:s}", "host_id", host2 ? host2 : ""), *ans = NULL;
+		char err[512];
+		uint8_t n[64];
+		long nl;
+		if (agent_vc_post(&o, cfg.verifier_url, "/v1/challenge", req, &ans, NULL, 0, err, sizeof err) != 200 ||
+		    (nl = agent_unhex(json_string_value(json_object_get(ans, "nonce")), n, sizeof n)) <= 0) {
+			json_decref(req);
+			json_decref(ans);
+			snprintf(why, sizeof why, "challenge for %s: %s", host2 ? host2 : "(none)", err);
+			goto out;
+		}
+		agent_attest_set(s, AGENT_PART_NONCE, n, (size_t)nl);
+		json_decref(req);
+		json_decref(ans);
+	}
 	if (strcmp(mode, "wrong-nonce") == 0) {
 		uint8_t n[32];
 		RAND_bytes(n, sizeof n);
@@ -433,7 +459,8 @@ out:
 
 /* Enrolment variants: no-cert (EK public only), sk-as-ak (the unrestricted statement key
  * offered as AK), wrong-secret (finish with a secret that is not the activated one), ek-of-other
- * (TPM --tcti2's EK with this TPM's AK: neither TPM can activate). Prints "enroll=<title or ok>". */
+ * (TPM --tcti2's EK with this TPM's AK: neither TPM can activate), cert-of-other (this EK with
+ * --tcti2's EK certificate). Prints "enroll=<title or ok>". */
 static int do_enroll(int argc, char **argv)
 {
 	const char *mode = argv[1], *tcti = NULL, *tcti2 = NULL, *url = NULL, *host = NULL;
@@ -464,13 +491,20 @@ static int do_enroll(int argc, char **argv)
 	qc2.tcti = tcti2;
 	if (!url || !host || quote_ctx_new(&qc, &q) != QUOTE_OK)
 		return die("enroll: --tcti, --verifier, --host-id");
-	if (strcmp(mode, "ek-of-other") == 0 && (!tcti2 || quote_ctx_new(&qc2, &q2) != QUOTE_OK))
+	if ((strcmp(mode, "ek-of-other") == 0 || strcmp(mode, "cert-of-other") == 0) &&
+	    (!tcti2 || quote_ctx_new(&qc2, &q2) != QUOTE_OK))
 		return die("enroll: --tcti2");
 	if (quote_ek_public(q2 ? q2 : q, QUOTE_ALG_RSA, &ek) != QUOTE_OK || quote_ak_ensure(q, &ak, NULL) != QUOTE_OK ||
 	    quote_sk_ensure(q, &sk, NULL) != QUOTE_OK)
 		return die("enroll: TPM keys");
-	if (strcmp(mode, "no-cert") != 0)
+	if (strcmp(mode, "cert-of-other") == 0) {
+		/* This TPM's EK public with the other TPM's (valid) EK certificate. */
+		if (quote_ek_public(q, QUOTE_ALG_RSA, &ek) != QUOTE_OK)
+			return die("enroll: EK");
+		quote_ek_cert(q2, QUOTE_ALG_RSA, &cert, &cert_len);
+	} else if (strcmp(mode, "no-cert") != 0) {
 		quote_ek_cert(q2 ? q2 : q, QUOTE_ALG_RSA, &cert, &cert_len);
+	}
 	b1 = agent_b64(ek.pub, ek.pub_len);
 	b2 = strcmp(mode, "sk-as-ak") == 0 ? agent_b64(sk.pub, sk.pub_len) : agent_b64(ak.pub, ak.pub_len);
 	if (cert)

@@ -132,6 +132,7 @@ case "$out" in *"status=affirming reason=none credential=yes"*) ok restart_keeps
 
 out=$("$SLUICE" enroll --verifier "$V" --host-id host-a --tcti "$TB" 2>&1)
 case "$out" in *enroll.ek.mismatch*) ok reenroll_other_ek_refused ;; *) fail reenroll_other_ek_refused "$out" ;; esac
+expect_enroll enroll_ek_cert_of_other_tpm "$(enr cert-of-other --tcti "$TB" --tcti2 "$TA" --host-id host-d)" ek.cert.mismatch
 # A's EK with B's AK: the challenge is bound to both, and neither TPM can answer it.
 expect_enroll enroll_ak_of_other_tpm "$(enr ek-of-other --tcti "$TB" --tcti2 "$TA" --host-id host-d)" activation-refused
 check enroll_b "$SLUICE" enroll --verifier "$V" --host-id host-b --tcti "$TB"
@@ -154,6 +155,8 @@ expect receipt_other_statement "$(forge other-receipt "$TA" host-a "$T/outA")" r
 expect quote_signature_forged "$(forge quote-sig-flip "$TA" host-a "$T/outA")" quote.signature
 expect certify_signature_forged "$(forge certify-sig-flip "$TA" host-a "$T/outA")" statement.key.uncertified
 expect statement_other_evidence "$(forge stmt-other-evidence "$TA" host-a "$T/outA")" statement.evidence.mismatch
+expect pcr_selection_other "$(forge pcr-selection "$TA" host-a "$T/outA")" pcr.selection
+expect nonce_of_other_host "$(forge nonce-other-host "$TA" host-a "$T/outA" --host2 host-b)" nonce.host
 expect host_a_as_host_b "$(forge good "$TA" host-b "$T/outA")" ak.host.mismatch
 
 # The release of an affirming verdict for A, offered to TPM B: refused there, recovered by A.
@@ -195,6 +198,9 @@ kill -HUP $VPID; sleep 0.3
 check enroll_move_allowed "$SLUICE" enroll --verifier "$V" --host-id host-y --tcti "$TB"
 code=$(curl -s -o /dev/null -w '%{http_code}' "$V/v1/hosts/host-b")
 [ "$code" = 404 ] && ok enroll_move_drops_old_binding || fail enroll_move_drops_old_binding "host-b still there ($code)"
+
+# A sealed phase (a "released" record in the sluice log, as after a boot) cannot be presented again.
+expect phase_sealed "$(forge sealed "$TB" host-y "$T/outB" --eventlog /nonexistent)" slog.sealed
 
 # --- operations -------------------------------------------------------------------------------
 m=$(curl -sf "$V/metrics")
