@@ -351,7 +351,7 @@ static void tpm_usage(FILE *f)
 {
 	fprintf(f, "usage: sluice tpm info [--tcti T] [--json]\n"
 		   "       sluice tpm ek [--tcti T] [--alg rsa|ecc] [--pub FILE] [--cert FILE]\n"
-		   "       sluice tpm ak [--tcti T] [--pub FILE] [--pem FILE] [--name FILE]\n"
+		   "       sluice tpm ak [--tcti T] [--pub FILE] [--pem FILE] [--name FILE] | --evict\n"
 		   "       sluice tpm sk [--tcti T] [--pub FILE] [--pem FILE] [--certify DIR [--nonce HEX]]\n"
 		   "                 [--sign HEX]\n"
 		   "       sluice tpm extend [--tcti T] --pcr N [--type T] (--content FILE | --text STR)\n"
@@ -362,7 +362,9 @@ static void tpm_usage(FILE *f)
 		   "        the EK certificates' subject and issuer\n"
 		   "  ek    write the EK public (TPM2B_PUBLIC) and its certificate (DER)\n"
 		   "  ak    create the attestation key if absent (persistent 0x81010002) and write its\n"
-		   "        public (TPM2B_PUBLIC), PEM and name (binary)\n"
+		   "        public (TPM2B_PUBLIC), PEM and name (binary). The AK is a primary of the\n"
+		   "        endorsement hierarchy: after --evict (removes it from its handle) the next\n"
+		   "        use re-creates the same key, so enrolments stay valid; sk --evict likewise\n"
 		   "  sk    create the statement key if absent (persistent 0x81010003: unrestricted ECC\n"
 		   "        P-256, signs COSE ES256) and write its public; --certify DIR: TPM2_Certify it\n"
 		   "        with the AK (qualifying data --nonce) into DIR/certify.msg, certify.sig,\n"
@@ -395,8 +397,10 @@ int cmd_tpm(int argc, char **argv)
 		{"nonce", required_argument, NULL, 'N'}, {"sign", required_argument, NULL, 'G'},
 		{"pcr", required_argument, NULL, 'R'},  {"type", required_argument, NULL, 'Y'},
 		{"content", required_argument, NULL, 'F'}, {"text", required_argument, NULL, 'X'},
-		{"slog", required_argument, NULL, 'L'}, {NULL, 0, NULL, 0},
+		{"slog", required_argument, NULL, 'L'}, {"evict", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
 	};
+	int evict = 0;
 	const char *content = NULL, *text = NULL, *slogf = NULL;
 	long pcr = -1, type = QUOTE_SLOG_NOTE;
 	const char *certify = NULL, *nonce_hex = NULL, *sign_hex = NULL;
@@ -440,6 +444,7 @@ int cmd_tpm(int argc, char **argv)
 		case 'F': content = optarg; break;
 		case 'X': text = optarg; break;
 		case 'L': slogf = optarg; break;
+		case 'V': evict = 1; break;
 		case 'R':
 		case 'Y': {
 			char *end;
@@ -488,6 +493,20 @@ int cmd_tpm(int argc, char **argv)
 		rc = tpm_activate(q, in, outf);
 		goto out;
 	}
+	if (evict && strcmp(sub, "ak") && strcmp(sub, "sk")) {
+		tpm_usage(stderr);
+		rc = 2;
+		goto out;
+	}
+	if (strcmp(sub, "sk") == 0 && evict) {
+		enum quote_err e = quote_key_evict(q, QUOTE_HANDLE_SK);
+		if (e != QUOTE_OK)
+			agent_log("failed to evict the statement key: %s (%s)", quote_strerror(e), quote_ctx_cause(q));
+		else
+			printf("statement key 0x%08x evicted\n", QUOTE_HANDLE_SK);
+		rc = e == QUOTE_OK ? 0 : 1;
+		goto out;
+	}
 	if (strcmp(sub, "sk") == 0) {
 		rc = tpm_sk(q, pub, pem, certify, nonce_hex, sign_hex);
 		goto out;
@@ -523,6 +542,15 @@ int cmd_tpm(int argc, char **argv)
 		}
 		hexline(ek.name, ek.name_len, hex);
 		printf("ek name %s\n", hex);
+		rc = 0;
+	} else if (evict) {
+		/* sub is "ak" here (sk handled above) */
+		enum quote_err e = quote_key_evict(q, QUOTE_HANDLE_AK);
+		if (e != QUOTE_OK) {
+			agent_log("failed to evict the AK: %s (%s)", quote_strerror(e), quote_ctx_cause(q));
+			goto out;
+		}
+		printf("ak 0x%08x evicted\n", QUOTE_HANDLE_AK);
 		rc = 0;
 	} else {
 		struct quote_key ak;

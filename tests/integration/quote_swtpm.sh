@@ -75,6 +75,20 @@ else
 	fail quote_unix "sluice quote over $U failed"
 fi
 
+# the AK is a primary of the endorsement hierarchy: evicted and re-created it is the same key
+n1=$("$SLUICE" tpm ak --tcti "$U" | awk '{print $NF}')
+check ak_evict "$SLUICE" tpm ak --tcti "$U" --evict
+n2=$("$SLUICE" tpm ak --tcti "$U" | awk '{print $NF}')
+[ -n "$n1" ] && [ "$n1" = "$n2" ] && ok ak_recreated_same_name || fail ak_recreated_same_name "$n1 vs $n2"
+# a foreign key persisted at the AK handle is refused, not used or overwritten
+"$SLUICE" tpm ak --tcti "$U" --evict >/dev/null
+(cd "$TMP" && TPM2TOOLS_TCTI=$U tpm2_createprimary -C o -G ecc -c "$TMP/foreign.ctx" >/dev/null 2>&1 &&
+	TPM2TOOLS_TCTI=$U tpm2_evictcontrol -C o -c "$TMP/foreign.ctx" 0x81010002 >/dev/null 2>&1 &&
+	TPM2TOOLS_TCTI=$U tpm2_flushcontext -t >/dev/null 2>&1)
+"$SLUICE" quote --tcti "$U" --nonce "$N" --out "$TMP/foreign" 2>"$TMP/foreign.err"; rc=$?
+[ $rc -eq 1 ] && grep -q "different object" "$TMP/foreign.err" && ok foreign_key_at_ak_handle_refused ||
+	fail foreign_key_at_ak_handle_refused "rc=$rc $(cat "$TMP/foreign.err")"
+
 # PCR 15 extended after the quote: the old quote with fresh PCR values must fail
 TPM2TOOLS_TCTI=$T tpm2_pcrextend 15:sha256=$(printf '%064d' 1) >/dev/null 2>&1
 "$SLUICE" quote --tcti "$T" --nonce "$N" --out "$TMP/q15" >/dev/null 2>&1
