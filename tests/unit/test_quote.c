@@ -599,6 +599,36 @@ static void test_makecred_shape(void)
 	}
 }
 
+/* Opening fails cleanly, without a TPM, for bad configurations. */
+static void test_ctx_config(void)
+{
+	struct quote_ctx *ctx = NULL;
+	struct quote_diag d;
+	struct quote_cfg cfg = {0};
+
+	cfg.tcti = "swtpm:port=abc";
+	T_EQ_INT(quote_ctx_new_diag(&cfg, &ctx, &d), QUOTE_ERR_ARG);
+	T_CHECK(strstr(d.detail, "swtpm") != NULL);
+	cfg.tcti = "swtpm:bogus=1";
+	T_EQ_INT(quote_ctx_new(&cfg, &ctx), QUOTE_ERR_ARG);
+	cfg.tcti = "swtpm:host=tpm.example.com";
+	T_EQ_INT(quote_ctx_new(&cfg, &ctx), QUOTE_ERR_ARG); /* numeric addresses only */
+	cfg.tcti = "device:/nonexistent/tpmrm0";
+	T_EQ_INT(quote_ctx_new_diag(&cfg, &ctx, &d), QUOTE_ERR_TCTI);
+	T_CHECK(strstr(d.detail, "/nonexistent/tpmrm0") != NULL);
+	cfg.tcti = "swtpm:port=2321";
+	cfg.ak_handle = 0x12345678;
+	T_EQ_INT(quote_ctx_new(&cfg, &ctx), QUOTE_ERR_ARG);
+	cfg.ak_handle = QUOTE_HANDLE_SK;
+	T_EQ_INT(quote_ctx_new(&cfg, &ctx), QUOTE_ERR_ARG); /* AK and statement key on one handle */
+	cfg.ak_handle = 0;
+	cfg.ek_alg = QUOTE_ALG_SHA256;
+	T_EQ_INT(quote_ctx_new(&cfg, &ctx), QUOTE_ERR_ARG);
+	T_CHECK(ctx == NULL);
+	quote_ctx_free(NULL);
+	T_EQ_STR(quote_ctx_cause(NULL), "no TPM context");
+}
+
 int main(void)
 {
 	T_RUN(test_selection_parse);
@@ -609,5 +639,6 @@ int main(void)
 	T_RUN(test_slog);
 	T_RUN(test_eventlog);
 	T_RUN(test_makecred_shape);
+	T_RUN(test_ctx_config);
 	return t_done();
 }
