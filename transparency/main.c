@@ -33,7 +33,7 @@ static void usage(FILE *f)
 		"  --open-registration     also accept statements signed by the key of their own\n"
 		"                          protected x5chain leaf certificate\n"
 		"  --alg LIST              allowed statement algorithms, comma separated, from\n"
-		"                          ES256,ES384,ES512,EdDSA (default ES256,ES384,ES512)\n"
+		"                          ES256,ES384,EdDSA (default ES256,ES384)\n"
 		"  --max-statement BYTES   largest statement accepted (default 262144)\n"
 		"  --threads N             HTTP worker threads (default 2)\n"
 		"  --commit-window-us N    wait up to N microseconds to gather a commit batch\n"
@@ -76,8 +76,6 @@ static int parse_algs(const char *list, int64_t *algs, size_t cap, size_t *n)
 			a = -7;
 		else if (strcmp(tok, "ES384") == 0)
 			a = -35;
-		else if (strcmp(tok, "ES512") == 0)
-			a = -36;
 		else if (strcmp(tok, "EdDSA") == 0)
 			a = -8;
 		else
@@ -140,7 +138,7 @@ int main(int argc, char **argv)
 		case O_OPEN: cfg.policy.open_registration = 1; break;
 		case O_ALG:
 			if (parse_algs(optarg, algs, 8, &n_algs) != 0) {
-				fprintf(stderr, "sluice-ts: --alg: want a list of ES256, ES384, ES512, EdDSA\n");
+				fprintf(stderr, "sluice-ts: --alg: want a list of ES256, ES384, EdDSA\n");
 				return 2;
 			}
 			cfg.policy.algs = algs;

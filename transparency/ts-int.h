@@ -5,7 +5,8 @@
  *   key.c      the service key (P-256, created on first start), COSE_Key, kid, raw ECDSA signatures
  *   receipt.c  RFC 9162 receipts (vds 1): shared signed tree head, per-entry inclusion receipts,
  *              consistency receipts; the consistency-root computation auditors need
- *   policy.c   registration policy: statement shape, algorithms, issuer keys, signature
+ *   policy.c   registration policy on libbundle (COSE parse and verify, keys, the log record):
+ *              statement shape, algorithms, issuer keys, signature
  *   server.c   libmicrohttpd endpoints, the committer thread (group commit), /metrics
  *   main.c     command line, signals
  */
@@ -124,7 +125,7 @@ int ts_consistency_root(uint64_t size1, uint64_t size2, const uint8_t root1[MERK
 struct ts_policy_cfg {
 	const char *trust_dir;  /* directory of issuer public keys (PEM); NULL = none */
 	int open_registration;  /* accept the key carried in the statement (x5chain) */
-	const int64_t *algs;    /* allowed COSE algs; NULL = ES256, ES384, ES512 */
+	const int64_t *algs;    /* allowed COSE algs; NULL = ES256, ES384 */
 	size_t n_algs;
 	size_t max_statement;   /* bytes */
 };
