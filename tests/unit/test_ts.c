@@ -1,7 +1,8 @@
 /* sluice-ts internals: CBOR reader strictness, log recovery (torn and corrupt tails), the
- * consistency-root computation, and the policy + receipts cross-checked against libbundle
- * (a separate implementation: its statements must pass our policy, our receipts must pass
- * its verifier, forgeries must fail both). Uses a temp dir, no network. */
+ * consistency-root computation, the policy on statements libbundle signs (accepted, the
+ * record is libbundle's, a forgery is refused), and sluice-ts's own receipt encoder checked by
+ * libbundle's receipt verifier (a separate implementation; forged or misplaced receipts fail).
+ * Uses a temp dir, no network. */
 #include "bundle/bundle.h"
 #include "merkle/merkle.h"
 #include "tests/unit/t.h"
