@@ -10,6 +10,7 @@
  * the Merkle tree, signs ONE tree head for the new size, and issues every job's receipt from
  * it (the signature is shared, only the inclusion proofs differ). Nothing is answered before
  * the fdatasync returned. */
+#include "bundle/bundle.h"
 #include "transparency/ts-int.h"
 
 #include <arpa/inet.h>
@@ -157,21 +158,14 @@ static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const
 static enum MHD_Result send_problem(struct ts_server *s, struct MHD_Connection *c, unsigned status,
 				    const char *title, const char *detail, unsigned retry_after)
 {
-	struct ts_buf b = {0};
+	uint8_t *b = NULL;
+	size_t len = 0;
 	enum MHD_Result ret;
-	ts_cbor_head(&b, 5, 3);
-	ts_cbor_int(&b, -1);
-	ts_cbor_tstr(&b, title);
-	ts_cbor_int(&b, -2);
-	ts_cbor_tstr(&b, detail);
-	ts_cbor_int(&b, -4);
-	ts_cbor_uint(&b, status);
-	if (b.oom)
-		ret = send_buf(c, status, NULL, NULL, 0, NULL, retry_after);
-	else
-		ret = send_buf(c, status, CT_PROBLEM, b.p, b.len, NULL, retry_after);
-	ts_buf_free(&b);
 	(void)s;
+	if (bundle_problem_encode(title, detail, (int)status, &b, &len) != BUNDLE_OK)
+		return send_buf(c, status, NULL, NULL, 0, NULL, retry_after);
+	ret = send_buf(c, status, CT_PROBLEM, b, len, NULL, retry_after);
+	free(b);
 	return ret;
 }
 

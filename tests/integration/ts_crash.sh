@@ -4,12 +4,12 @@
 # in ANY earlier round must still verify (independent verifier), each tree head those
 # receipts name must be consistent with the new signed head (RFC 9162 consistency proof),
 # no two acknowledged statements share an index, and sampled log entries must be exactly the
-# acknowledged statements. Rounds: TS_CRASH_ROUNDS (default 4).
+# acknowledged statements. Rounds: TS_CRASH_ROUNDS (default 3).
 . "$(dirname "$0")/../lib.sh"
 PY=/usr/bin/python3
 VERIFY="$PY $TOP/tests/helpers/ts_verify.py"
 LOAD=$BUILD/tests/helpers/ts_load
-ROUNDS=${TS_CRASH_ROUNDS:-4}
+ROUNDS=${TS_CRASH_ROUNDS:-3}
 cd "$TMP" || exit 1
 
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out iss.pem 2>/dev/null
