@@ -263,13 +263,20 @@ expect_err bind_mount_loop_named '/a: directory loop' unshare -m --propagation p
 n=$(unshare -m --propagation private sh -c "mount --bind '$lp' '$lp/a' && '$SLUICE' measure --json '$lp'" | $PY -c 'import json,sys; print(json.load(sys.stdin)["entries"])')
 [ "$n" = 3 ] && ok mount_point_recorded_not_entered || fail mount_point_recorded_not_entered "entries=$n"
 # A file that vanishes or grows between the walk and its hashing: with one hashing thread busy
-# on 2 GiB of holes first, the victim (listed later, in a subdirectory) is changed meanwhile.
+# on 2 GiB of holes first, the victim (listed later, in a subdirectory) is changed meanwhile --
+# as soon as /proc shows the big file open, so the order does not depend on timing.
 race() { # NAME PATTERN ACTION
-	local v=$TMP/race-$1
+	local v=$TMP/race-$1 p rc i
 	mkdir -p "$v/z"; truncate -s 2G "$v/a_big"; echo x >"$v/z/victim"
-	( sleep 0.3; eval "$3" ) & local p=$!
-	expect_err "$1" "$2" "$SLUICE" measure --jobs 1 "$v"
-	wait $p; rm -rf "$v"
+	"$SLUICE" measure --jobs 1 "$v" >/dev/null 2>"$TMP/err" & p=$!
+	for i in $(seq 1 200); do
+		ls -l /proc/$p/fd 2>/dev/null | grep -q a_big && break
+		sleep 0.05
+	done
+	eval "$3"
+	wait $p; rc=$?
+	if [ $rc = 1 ] && grep -q -- "$2" "$TMP/err"; then ok "$1"; else fail "$1" "rc=$rc: $(head -c 300 "$TMP/err")"; fi
+	rm -rf "$v"
 }
 race vanished_file_named '/z/victim: changed while being measured (vanished' 'rm "$v/z/victim"'
 race grown_file_named '/z/victim: changed while being measured (size was 2, now 7' 'echo more >>"$v/z/victim"'
