@@ -266,7 +266,10 @@ static int tpm_sk(struct quote_ctx *q, const char *pub, const char *pem, const c
 		free(s);
 	}
 	agent_hex(sk.name, sk.name_len, hex);
-	printf("statement key 0x%08x %s name %s\n", sk.handle, created ? "created" : "loaded", hex);
+	if (sk.handle)
+		printf("statement key 0x%08x %s name %s\n", sk.handle, created ? "created" : "loaded", hex);
+	else
+		printf("statement key transient (the TPM refused to persist it) name %s\n", hex);
 	if (certify) {
 		if (mkdir(certify, 0755) != 0 && errno != EEXIST) {
 			agent_log("failed to create %s: %s", certify, strerror(errno));
@@ -574,7 +577,10 @@ int cmd_tpm(int argc, char **argv)
 			free(s);
 		}
 		hexline(ak.name, ak.name_len, hex);
-		printf("ak 0x%08x %s name %s\n", ak.handle, created ? "created" : "loaded", hex);
+		if (ak.handle)
+			printf("ak 0x%08x %s name %s\n", ak.handle, created ? "created" : "loaded", hex);
+		else
+			printf("ak transient (the TPM refused to persist it: %s) name %s\n", quote_ctx_cause(q), hex);
 		rc = 0;
 	}
 out:

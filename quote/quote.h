@@ -250,7 +250,9 @@ enum quote_err quote_ek_cert(struct quote_ctx *ctx, uint16_t alg, uint8_t **ret_
  * sensitiveDataOrigin, userWithAuth, restricted, sign), a primary of the endorsement
  * hierarchy, persisted at cfg.ak_handle. Loaded if present (and checked to be an AK;
  * QUOTE_ERR_HANDLE_IN_USE if the handle holds something else), else created and persisted
- * (needs the owner hierarchy's empty auth). *ret_created (may be NULL) says which. */
+ * (needs the owner hierarchy's empty auth). *ret_created (may be NULL) says which. If the
+ * TPM refuses to persist it (owner authorisation set, no NV space), the same key is kept as
+ * a transient object for this context (ret->handle = 0, flushed by quote_ctx_free). */
 enum quote_err quote_ak_ensure(struct quote_ctx *ctx, struct quote_key *ret, int *ret_created);
 
 /* The statement key: an unrestricted ECC P-256 ECDSA/SHA-256 signing key (fixedTPM,

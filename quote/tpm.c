@@ -32,7 +32,8 @@ struct quote_ctx {
 	uint16_t ek_alg;
 	unsigned retries;
 	int broken;          /* a command timed out: the context cannot be trusted any more */
-	ESYS_TR ak_tr, sk_tr; /* persistent objects (ESYS_TR_NONE until loaded); closed, never flushed */
+	ESYS_TR ak_tr, sk_tr; /* ESYS_TR_NONE until loaded; persistent ones are closed, */
+	int ak_transient, sk_transient; /* transient ones (could not persist) are flushed */
 	struct quote_key ak, sk;
 	int have_banks;
 	struct quote_pcr_selection banks;
@@ -179,6 +180,10 @@ void quote_ctx_free(struct quote_ctx *ctx)
 	if (!ctx)
 		return;
 	if (ctx->esys) {
+		if (ctx->ak_transient)
+			flush(ctx, &ctx->ak_tr);
+		if (ctx->sk_transient)
+			flush(ctx, &ctx->sk_tr);
 		tr_close(ctx, &ctx->ak_tr);
 		tr_close(ctx, &ctx->sk_tr);
 		Esys_Finalize(&ctx->esys);
@@ -489,9 +494,12 @@ static enum quote_err create_primary(struct quote_ctx *ctx, ESYS_TR hierarchy, c
 }
 
 /* Load the key at handle if it matches want(), else create it from tmpl and persist it. */
+/* If the key cannot be persisted (EvictControl refused: owner authorisation set, NV full),
+ * the transient primary is kept for this context instead (*transient = 1, flushed by
+ * quote_ctx_free): it is the same key, re-derived from the endorsement seed each time. */
 static enum quote_err ensure_key(struct quote_ctx *ctx, uint32_t handle, const TPM2B_PUBLIC *tmpl,
 				 int (*want)(const TPMT_PUBLIC *), ESYS_TR *cache_tr, struct quote_key *cache,
-				 int *ret_created)
+				 int *transient, int *ret_created)
 {
 	ESYS_TR tr = ESYS_TR_NONE, tmp = ESYS_TR_NONE, pers = ESYS_TR_NONE;
 	TPM2B_PUBLIC *pub = NULL;
@@ -520,7 +528,19 @@ static enum quote_err ensure_key(struct quote_ctx *ctx, uint32_t handle, const T
 		    Esys_EvictControl_Async(ctx->esys, ESYS_TR_RH_OWNER, tmp, ESYS_TR_PASSWORD, ESYS_TR_NONE,
 					    ESYS_TR_NONE, handle),
 		    Esys_EvictControl_Finish(ctx->esys, &pers));
-		if ((err = tss_err(ctx, "TPM2_EvictControl", rc)) != QUOTE_OK)
+		err = tss_err(ctx, "TPM2_EvictControl", rc);
+		if (err == QUOTE_ERR_TPM) {
+			/* keep the transient primary (cause stays recorded for the curious) */
+			if ((err = key_from_tpm2b(pub, 0, cache)) != QUOTE_OK)
+				goto out;
+			*cache_tr = tmp;
+			tmp = ESYS_TR_NONE;
+			*transient = 1;
+			if (ret_created)
+				*ret_created = 1;
+			goto out;
+		}
+		if (err != QUOTE_OK)
 			goto out;
 		tr = pers;
 		created = 1;
@@ -547,7 +567,8 @@ enum quote_err quote_ak_ensure(struct quote_ctx *ctx, struct quote_key *ret, int
 	if (!ctx)
 		return QUOTE_ERR_ARG;
 	sign_template(&t, AK_ATTRS, "sluice-ak");
-	if ((err = ensure_key(ctx, ctx->ak_handle, &t, is_ak_template, &ctx->ak_tr, &ctx->ak, ret_created)) != QUOTE_OK)
+	if ((err = ensure_key(ctx, ctx->ak_handle, &t, is_ak_template, &ctx->ak_tr, &ctx->ak, &ctx->ak_transient,
+			      ret_created)) != QUOTE_OK)
 		return err;
 	if (ret)
 		*ret = ctx->ak;
@@ -561,7 +582,8 @@ enum quote_err quote_sk_ensure(struct quote_ctx *ctx, struct quote_key *ret, int
 	if (!ctx)
 		return QUOTE_ERR_ARG;
 	sign_template(&t, SK_ATTRS, "sluice-statement");
-	if ((err = ensure_key(ctx, ctx->sk_handle, &t, is_sk_template, &ctx->sk_tr, &ctx->sk, ret_created)) != QUOTE_OK)
+	if ((err = ensure_key(ctx, ctx->sk_handle, &t, is_sk_template, &ctx->sk_tr, &ctx->sk, &ctx->sk_transient,
+			      ret_created)) != QUOTE_OK)
 		return err;
 	if (ret)
 		*ret = ctx->sk;
@@ -576,10 +598,18 @@ enum quote_err quote_key_evict(struct quote_ctx *ctx, uint32_t handle)
 
 	if (!ctx || (handle >> 24) != 0x81)
 		return QUOTE_ERR_ARG;
-	if (handle == ctx->ak_handle)
+	if (handle == ctx->ak_handle) {
+		if (ctx->ak_transient)
+			flush(ctx, &ctx->ak_tr);
 		tr_close(ctx, &ctx->ak_tr);
-	if (handle == ctx->sk_handle)
+		ctx->ak_transient = 0;
+	}
+	if (handle == ctx->sk_handle) {
+		if (ctx->sk_transient)
+			flush(ctx, &ctx->sk_tr);
 		tr_close(ctx, &ctx->sk_tr);
+		ctx->sk_transient = 0;
+	}
 	if ((err = load_persistent(ctx, handle, &tr, NULL)) != QUOTE_OK)
 		return err;
 	RUN(ctx, rc,

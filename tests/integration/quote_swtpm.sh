@@ -170,6 +170,24 @@ kill $ext 2>/dev/null; wait $ext 2>/dev/null
 left=$(TPM2TOOLS_TCTI=$T tpm2_getcap handles-transient 2>/dev/null; TPM2TOOLS_TCTI=$T tpm2_getcap handles-loaded-session 2>/dev/null)
 [ -z "$left" ] && ok no_transient_leftovers || fail no_transient_leftovers "$left"
 
+# owner authorisation set: the AK / statement key cannot be persisted; they are used as
+# transient primaries (the same keys) and flushed; quotes and certifications still verify
+ak3=$("$SLUICE" tpm ak --tcti "$T3" | awk '{print $NF}')
+"$SLUICE" tpm ak --tcti "$T3" --evict >/dev/null
+TPM2TOOLS_TCTI=$T3 tpm2_changeauth -c o sluice-owner >/dev/null 2>&1 || fail owner_auth "tpm2_changeauth failed"
+out=$("$SLUICE" tpm ak --tcti "$T3")
+case "$out" in "ak transient"*) ok ak_transient_with_owner_auth ;; *) fail ak_transient_with_owner_auth "$out" ;; esac
+[ "$(echo "$out" | awk '{print $NF}')" = "$ak3" ] && ok ak_transient_same_name || fail ak_transient_same_name "$out vs $ak3"
+if "$SLUICE" quote --tcti "$T3" --nonce "$N" --out "$TMP/q3" >/dev/null; then
+	check quote_transient_ak_ours "$SLUICE" quote verify --in "$TMP/q3" --nonce "$N"
+	check quote_transient_ak_checkquote checkq "$TMP/q3" "$N"
+else
+	fail quote_transient_ak "sluice quote failed with owner auth set"
+fi
+"$SLUICE" tpm sk --tcti "$T3" --certify "$TMP/skc3" | grep -q '^certify ok' && ok sk_transient_certify || fail sk_transient_certify "certify failed"
+left=$(TPM2TOOLS_TCTI=$T3 tpm2_getcap handles-transient 2>/dev/null)
+[ -z "$left" ] && ok no_transient_leftovers_owner_auth || fail no_transient_leftovers_owner_auth "$left"
+
 # usage errors exit 2
 "$SLUICE" quote --tcti "$T" --out "$TMP/x" >/dev/null 2>&1; [ $? -eq 2 ] && ok usage_no_nonce || fail usage_no_nonce "rc != 2"
 "$SLUICE" quote --tcti "$T" --nonce zz --out "$TMP/x" >/dev/null 2>&1; [ $? -eq 2 ] && ok usage_bad_nonce || fail usage_bad_nonce "rc != 2"
