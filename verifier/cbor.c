@@ -72,7 +72,7 @@ json_t *verifier_cbor_to_json(const uint8_t *buf, size_t len, char *err, size_t 
 			jv = json_stringn((const char *)cbor_string_handle(v), cbor_string_length(v));
 		} else if (cbor_isa_uint(v) && cbor_get_int(v) <= INT64_MAX) {
 			jv = json_integer((json_int_t)cbor_get_int(v));
-		} else if (cbor_is_bool(v)) {
+		} else if (cbor_isa_float_ctrl(v) && cbor_float_ctrl_is_ctrl(v) && cbor_is_bool(v)) {
 			jv = json_boolean(cbor_get_bool(v));
 		}
 		if (!jv) {
