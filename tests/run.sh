@@ -79,6 +79,7 @@ for suite in "${suites[@]}"; do
 	integration|boot)
 		for s in tests/"$suite"/*.sh; do
 			[ -f "$s" ] || continue
+			case "$(basename "$s")" in lib*) continue ;; esac # sourced helpers, not tests
 			n=$suite/$(basename "$s" .sh); matches "$n" || continue
 			run_one "$n" env BUILD="$BUILD" bash "$s"
 		done ;;
