@@ -2,7 +2,7 @@
  *
  *   cbor.c     tiny deterministic CBOR writer and a bounded reader (heads, skipping, splicing)
  *   log.c      the append-only log file: format, crash recovery, group appends with one fsync
- *   key.c      the service key (P-256, created on first start), COSE_Key, kid, raw ECDSA signatures
+ *   key.c      the service key (libbundle; P-256, created on first start), COSE_Key, kid, signatures
  *   receipt.c  RFC 9162 receipts (vds 1): shared signed tree head, per-entry inclusion receipts,
  *              consistency receipts; the consistency-root computation auditors need
  *   policy.c   registration policy on libbundle (COSE parse and verify, keys, the log record):
@@ -91,7 +91,7 @@ void ts_key_free(struct ts_key *k);
 /* kid: RFC 9679 COSE Key Thumbprint (SHA-256) of the public COSE_Key. */
 const uint8_t *ts_key_kid(const struct ts_key *k);
 #define TS_KID_LEN 32
-/* COSE_Key {1:2, 2:kid, 3:-7, -1:1, -2:x, -3:y} appended to b. */
+/* The public COSE_Key (libbundle's encoding, with 2: kid and 3: -7) appended to b. */
 void ts_key_cose(const struct ts_key *k, struct ts_buf *b);
 /* ES256 over msg: raw r||s (64 bytes). 0 or -1. */
 int ts_key_sign(const struct ts_key *k, const uint8_t *msg, size_t len, uint8_t sig[64]);
