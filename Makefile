@@ -90,6 +90,9 @@ deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
 	      || { echo "deps: apt-get install failed" >&2; exit 1; }; \
 	else echo "deps: all present"; fi
+	@# npm ships inside NodeSource's nodejs but is a separate package in Debian's own archive.
+	@command -v npm >/dev/null || { echo "deps: installing npm"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null; }
 
 # The unit tests (and fuzz replays) only: fast, no TPM, no network.
 unit: test-bins
