@@ -12,11 +12,66 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#define NCACHE 24
+
 struct verifier_store {
 	sqlite3 *db;
 	pthread_mutex_t mu;
 	char cause[256];
+	/* Prepared statements of the hot paths, keyed by the address of their SQL literal. */
+	struct {
+		const char *sql;
+		sqlite3_stmt *st;
+	} cache[NCACHE];
 };
+
+/* Prepare sql (a string literal: its address is the cache key), or reuse the cached statement. */
+static int prep(struct verifier_store *s, const char *sql, sqlite3_stmt **st)
+{
+	int rc;
+	for (size_t i = 0; i < NCACHE; i++)
+		if (s->cache[i].sql == sql) {
+			*st = s->cache[i].st;
+			return SQLITE_OK;
+		}
+	rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	for (size_t i = 0; i < NCACHE; i++)
+		if (!s->cache[i].sql) {
+			s->cache[i].sql = sql;
+			s->cache[i].st = *st;
+			break;
+		}
+	return SQLITE_OK;
+}
+
+/* Release a statement from prep(): cached ones are reset for the next use. */
+static void done(struct verifier_store *s, sqlite3_stmt *st)
+{
+	if (!st)
+		return;
+	for (size_t i = 0; i < NCACHE; i++)
+		if (s->cache[i].st == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			return;
+		}
+	sqlite3_finalize(st);
+}
+
+static int exec1(struct verifier_store *s, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = prep(s, sql, &st);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+	done(s, st);
+	return rc;
+}
+#define SQL_BEGIN "BEGIN"
+#define SQL_COMMIT "COMMIT"
+#define SQL_ROLLBACK "ROLLBACK"
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS hosts ("
@@ -79,6 +134,8 @@ void verifier_store_close(struct verifier_store *s)
 {
 	if (!s)
 		return;
+	for (size_t i = 0; i < NCACHE; i++)
+		sqlite3_finalize(s->cache[i].st);
 	sqlite3_close(s->db);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
@@ -143,7 +200,7 @@ static enum verifier_err host_query(struct verifier_store *s, const char *sql, c
 	int r;
 
 	pthread_mutex_lock(&s->mu);
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+	if (prep(s, sql, &st) != SQLITE_OK) {
 		rc = dberr(s, "prepare host query");
 		goto out;
 	}
@@ -159,7 +216,7 @@ static enum verifier_err host_query(struct verifier_store *s, const char *sql, c
 	else
 		rc = dberr(s, "host query");
 out:
-	sqlite3_finalize(st);
+	done(s, st);
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }
@@ -181,12 +238,12 @@ enum verifier_err verifier_store_host_put(struct verifier_store *s, const struct
 	enum verifier_err rc = VERIFIER_OK;
 
 	pthread_mutex_lock(&s->mu);
-	if (sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+	if (exec1(s, SQL_BEGIN) != SQLITE_OK) {
 		rc = dberr(s, "begin");
 		goto out;
 	}
 	/* The TPM (its AK) belongs to this host id only: an older binding is dropped. */
-	if (sqlite3_prepare_v2(s->db, "DELETE FROM hosts WHERE ak_name = ? AND host_id != ?", -1, &st, NULL) !=
+	if (prep(s, "DELETE FROM hosts WHERE ak_name = ? AND host_id != ?", &st) !=
 	    SQLITE_OK) {
 		rc = dberr(s, "prepare host move");
 		goto rollback;
@@ -197,14 +254,12 @@ enum verifier_err verifier_store_host_put(struct verifier_store *s, const struct
 		rc = dberr(s, "move host");
 		goto rollback;
 	}
-	sqlite3_finalize(st);
+	done(s, st);
 	st = NULL;
-	if (sqlite3_prepare_v2(s->db,
-			       "INSERT INTO hosts (host_id, ek_pub, ek_cert, ak_pub, ak_name, enrolled_at) "
+	if (prep(s, "INSERT INTO hosts (host_id, ek_pub, ek_cert, ak_pub, ak_name, enrolled_at) "
 			       "VALUES (?,?,?,?,?,?) ON CONFLICT(host_id) DO UPDATE SET ek_pub=excluded.ek_pub, "
 			       "ek_cert=excluded.ek_cert, ak_pub=excluded.ak_pub, ak_name=excluded.ak_name, "
-			       "enrolled_at=excluded.enrolled_at, last_status=NULL, last_at=NULL, last_reasons=NULL",
-			       -1, &st, NULL) != SQLITE_OK) {
+			       "enrolled_at=excluded.enrolled_at, last_status=NULL, last_at=NULL, last_reasons=NULL", &st) != SQLITE_OK) {
 		rc = dberr(s, "prepare host insert");
 		goto rollback;
 	}
@@ -219,13 +274,15 @@ enum verifier_err verifier_store_host_put(struct verifier_store *s, const struct
 		rc = dberr(s, "insert host");
 		goto rollback;
 	}
-	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+	if (exec1(s, SQL_COMMIT) == SQLITE_OK)
 		goto out;
 	rc = dberr(s, "commit host");
 rollback:
-	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	done(s, st);
+	st = NULL;
+	exec1(s, SQL_ROLLBACK);
 out:
-	sqlite3_finalize(st);
+	done(s, st);
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }
@@ -237,10 +294,8 @@ enum verifier_err verifier_store_pending_put(struct verifier_store *s, const cha
 	enum verifier_err rc = VERIFIER_OK;
 
 	pthread_mutex_lock(&s->mu);
-	if (sqlite3_prepare_v2(s->db,
-			       "INSERT INTO enroll_pending (id, host_id, ek_pub, ek_cert, ak_pub, ak_name, secret_hash, "
-			       "expires) VALUES (?,?,?,?,?,?,?,?)",
-			       -1, &st, NULL) != SQLITE_OK) {
+	if (prep(s, "INSERT INTO enroll_pending (id, host_id, ek_pub, ek_cert, ak_pub, ak_name, secret_hash, "
+			       "expires) VALUES (?,?,?,?,?,?,?,?)", &st) != SQLITE_OK) {
 		rc = dberr(s, "prepare pending insert");
 		goto out;
 	}
@@ -256,7 +311,7 @@ enum verifier_err verifier_store_pending_put(struct verifier_store *s, const cha
 	if (sqlite3_step(st) != SQLITE_DONE)
 		rc = dberr(s, "insert pending enrolment");
 out:
-	sqlite3_finalize(st);
+	done(s, st);
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }
@@ -270,10 +325,8 @@ enum verifier_err verifier_store_pending_take(struct verifier_store *s, const ch
 
 	memset(h, 0, sizeof *h);
 	pthread_mutex_lock(&s->mu);
-	if (sqlite3_prepare_v2(s->db,
-			       "DELETE FROM enroll_pending WHERE id = ? RETURNING host_id, ek_pub, ek_cert, ak_pub, "
-			       "ak_name, secret_hash, expires",
-			       -1, &st, NULL) != SQLITE_OK) {
+	if (prep(s, "DELETE FROM enroll_pending WHERE id = ? RETURNING host_id, ek_pub, ek_cert, ak_pub, "
+			       "ak_name, secret_hash, expires", &st) != SQLITE_OK) {
 		rc = dberr(s, "prepare pending take");
 		goto out;
 	}
@@ -304,7 +357,7 @@ enum verifier_err verifier_store_pending_take(struct verifier_store *s, const ch
 	while (sqlite3_step(st) == SQLITE_ROW)
 		;
 out:
-	sqlite3_finalize(st);
+	done(s, st);
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }
@@ -316,7 +369,7 @@ enum verifier_err verifier_store_nonce_put(struct verifier_store *s, const uint8
 	enum verifier_err rc = VERIFIER_OK;
 
 	pthread_mutex_lock(&s->mu);
-	if (sqlite3_prepare_v2(s->db, "INSERT INTO nonces (nonce, host_id, expires) VALUES (?,?,?)", -1, &st, NULL) !=
+	if (prep(s, "INSERT INTO nonces (nonce, host_id, expires) VALUES (?,?,?)", &st) !=
 	    SQLITE_OK) {
 		rc = dberr(s, "prepare nonce insert");
 		goto out;
@@ -327,7 +380,7 @@ enum verifier_err verifier_store_nonce_put(struct verifier_store *s, const uint8
 	if (sqlite3_step(st) != SQLITE_DONE)
 		rc = dberr(s, "insert nonce");
 out:
-	sqlite3_finalize(st);
+	done(s, st);
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }
@@ -341,9 +394,8 @@ enum verifier_err verifier_store_nonce_consume(struct verifier_store *s, const u
 
 	pthread_mutex_lock(&s->mu);
 	/* Mark used in one statement and learn what it was before: single use even under races. */
-	if (sqlite3_prepare_v2(s->db,
-			       "UPDATE nonces SET used = used + 1 WHERE nonce = ? RETURNING host_id, expires, used", -1,
-			       &st, NULL) != SQLITE_OK) {
+	if (prep(s, "UPDATE nonces SET used = used + 1 WHERE nonce = ? RETURNING host_id, expires, used", &st) !=
+	    SQLITE_OK) {
 		rc = dberr(s, "prepare nonce consume");
 		goto out;
 	}
@@ -369,7 +421,7 @@ enum verifier_err verifier_store_nonce_consume(struct verifier_store *s, const u
 		rc = dberr(s, "consume nonce");
 	}
 out:
-	sqlite3_finalize(st);
+	done(s, st);
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }
@@ -380,23 +432,23 @@ enum verifier_err verifier_store_nonce_purge(struct verifier_store *s, int64_t b
 	enum verifier_err rc = VERIFIER_OK;
 
 	pthread_mutex_lock(&s->mu);
-	if (sqlite3_prepare_v2(s->db, "DELETE FROM nonces WHERE expires < ?", -1, &st, NULL) != SQLITE_OK) {
+	if (prep(s, "DELETE FROM nonces WHERE expires < ?", &st) != SQLITE_OK) {
 		rc = dberr(s, "prepare nonce purge");
 		goto out;
 	}
 	sqlite3_bind_int64(st, 1, before);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		rc = dberr(s, "purge nonces");
-	sqlite3_finalize(st);
+	done(s, st);
 	st = NULL;
 	if (rc == VERIFIER_OK &&
-	    sqlite3_prepare_v2(s->db, "DELETE FROM enroll_pending WHERE expires < ?", -1, &st, NULL) == SQLITE_OK) {
+	    prep(s, "DELETE FROM enroll_pending WHERE expires < ?", &st) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, before);
 		if (sqlite3_step(st) != SQLITE_DONE)
 			rc = dberr(s, "purge pending enrolments");
 	}
 out:
-	sqlite3_finalize(st);
+	done(s, st);
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }
@@ -411,17 +463,16 @@ enum verifier_err verifier_store_verdict_add(struct verifier_store *s, const cha
 	enum verifier_err rc = VERIFIER_OK;
 
 	pthread_mutex_lock(&s->mu);
-	if (sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+	if (exec1(s, SQL_BEGIN) != SQLITE_OK) {
 		rc = dberr(s, "begin");
 		goto out;
 	}
-	if (sqlite3_prepare_v2(s->db,
-			       "INSERT INTO verdicts (host_id, at, status, reasons, statement_hash, verdict, receipt) "
-			       "VALUES (?,?,?,?,?,?,?)",
-			       -1, &st, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(s->db,
-			       "UPDATE hosts SET last_status = ?, last_at = ?, last_reasons = ? WHERE host_id = ?", -1,
-			       &up, NULL) != SQLITE_OK) {
+	if (prep(s,
+		 "INSERT INTO verdicts (host_id, at, status, reasons, statement_hash, verdict, receipt) "
+		 "VALUES (?,?,?,?,?,?,?)",
+		 &st) != SQLITE_OK ||
+	    prep(s, "UPDATE hosts SET last_status = ?, last_at = ?, last_reasons = ? WHERE host_id = ?", &up) !=
+		    SQLITE_OK) {
 		rc = dberr(s, "prepare verdict insert");
 		goto rollback;
 	}
@@ -445,16 +496,19 @@ enum verifier_err verifier_store_verdict_add(struct verifier_store *s, const cha
 		rc = dberr(s, "insert verdict");
 		goto rollback;
 	}
-	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+	if (exec1(s, SQL_COMMIT) != SQLITE_OK) {
 		rc = dberr(s, "commit verdict");
 		goto rollback;
 	}
 	goto out;
 rollback:
-	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	done(s, st);
+	done(s, up);
+	st = up = NULL;
+	exec1(s, SQL_ROLLBACK);
 out:
-	sqlite3_finalize(st);
-	sqlite3_finalize(up);
+	done(s, st);
+	done(s, up);
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }
