@@ -26,8 +26,14 @@ ird=$TMP/ird
 mkdir -p "$ird"/{bin,proc,sys,dev,tmp}
 cp /bin/busybox "$ird/bin/"
 for a in sh mount cat echo poweroff; do ln -s busybox "$ird/bin/$a"; done
-cp "$SLUICE" "$ird/bin/sluice"
-for l in $(ldd "$SLUICE" | awk '/=>/{print $3} /ld-linux/{print $1}'); do
+# a private copy (the shared build may be re-linked meanwhile), retried until it is whole
+for i in 1 2 3 4 5 6; do
+	cp "$SLUICE" "$TMP/sluice" 2>/dev/null && ldd "$TMP/sluice" >/dev/null 2>&1 && break
+	sleep 2
+done
+ldd "$TMP/sluice" >/dev/null 2>&1 || { fail sluice_binary "$SLUICE is not a usable dynamic executable"; finish; }
+cp "$TMP/sluice" "$ird/bin/sluice"
+for l in $(ldd "$TMP/sluice" | awk '/=>/{print $3} /ld-linux/{print $1}'); do
 	mkdir -p "$ird$(dirname "$l")"; cp -L "$l" "$ird$l"
 done
 cat >"$ird/init" <<'INIT'
