@@ -4,6 +4,13 @@
 # ActivateCredential recovers the payload; then every negative case, each with its own typed
 # reason and nothing released; verifier restart keeps enrolments; policy reload takes effect.
 . "$(dirname "$0")/../lib.sh"
+# reload: SIGHUP the verifier and wait (10 s at most) until it logged the outcome.
+reload() {
+	local n i=0
+	n=$(grep -c 'policy reload' "$T/verifier.log")
+	kill -HUP $VPID
+	while [ "$(grep -c 'policy reload' "$T/verifier.log")" -le "$n" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+}
 FORGE=$BUILD/tests/helpers/verifier_forge
 T=$TMP
 for b in "$SLUICE" "$SLUICE_TS" "$SLUICE_VERIFIER" "$FORGE"; do
@@ -168,20 +175,20 @@ esac
 
 # --- policy: expired nonce (nonce_ttl 1), reload takes effect, a bad file keeps the old one ---
 policy "$T/policy.json" 1 "$DIGEST"
-kill -HUP $VPID; sleep 0.3
+reload
 expect expired_nonce "$(forge expired "$TA" host-a "$T/outA" --sleep 2.2)" nonce.expired
 policy "$T/policy.json" 30 "sha256:$(printf '%064d' 0)"
-kill -HUP $VPID; sleep 0.3
+reload
 expect policy_reload_takes_effect "$(forge good "$TA" host-a "$T/outA")" rootfs.digest.unknown
 echo '{"groups": "broken"' >"$T/policy.json"
-kill -HUP $VPID; sleep 0.3
+reload
 grep -q "policy reload rejected" "$T/verifier.log" && ok policy_bad_reload_rejected || fail policy_bad_reload_rejected "no rejection logged"
 expect policy_bad_reload_keeps_old "$(forge good "$TA" host-a "$T/outA")" rootfs.digest.unknown
 # A pre-registered EK key (policy enrollment.ek_public_keys) enrols without a certificate.
 tpm2_readpublic -T "$TB" -c 0x81010001 -o "$T/ekB.pem" -f pem >/dev/null 2>&1
 EKH=sha256:$(openssl pkey -pubin -in "$T/ekB.pem" -outform DER 2>/dev/null | sha256sum | cut -d' ' -f1)
 policy "$T/policy.json" 30 "$DIGEST" "$EKH"
-kill -HUP $VPID; sleep 0.3
+reload
 expect_enroll enroll_preregistered_ek "$(enr no-cert --tcti "$TB" --host-id host-b)" ok
 
 # --- CBOR bodies: a challenge asked and answered in CBOR --------------------------------------
@@ -194,7 +201,7 @@ out=$("$PY" -c 'import sys, cbor2; d = cbor2.load(open(sys.argv[1], "rb")); prin
 
 # --- the operator moves TPM B to another host id (allow_reenroll) -------------------------------
 sed 's/"enrollment": {/"enrollment": {"allow_reenroll": ["host-y"], /' "$T/policy.json" >"$T/p2" && mv "$T/p2" "$T/policy.json"
-kill -HUP $VPID; sleep 0.3
+reload
 check enroll_move_allowed "$SLUICE" enroll --verifier "$V" --host-id host-y --tcti "$TB"
 code=$(curl -s -o /dev/null -w '%{http_code}' "$V/v1/hosts/host-b")
 [ "$code" = 404 ] && ok enroll_move_drops_old_binding || fail enroll_move_drops_old_binding "host-b still there ($code)"

@@ -3,6 +3,13 @@
 # limits, the bounded request queue (503 + Retry-After), /metrics, SIGHUP reload keeping the
 # old policy on a bad file, clean stop.
 . "$(dirname "$0")/../lib.sh"
+# reload: SIGHUP the verifier and wait (10 s at most) until it logged the outcome.
+reload() {
+	local n i=0
+	n=$(grep -c 'policy reload' "$T/v.log")
+	kill -HUP $VPID
+	while [ "$(grep -c 'policy reload' "$T/v.log")" -le "$n" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+}
 T=$TMP
 for b in "$SLUICE_TS" "$SLUICE_VERIFIER"; do
 	[ -x "$b" ] || { fail setup "missing $b"; finish; }
@@ -79,9 +86,9 @@ m=$(curl -s "$V/metrics")
 [[ "$m" == *"sluice_verifier_rejected_busy_total 1"* ]] && ok metrics_after_queue || fail metrics_after_queue "$m"
 
 # SIGHUP: a bad file is rejected and the old policy kept; a good one is taken.
-cp "$T/bad.json" "$T/policy.json"; kill -HUP $VPID; sleep 0.3
+cp "$T/bad.json" "$T/policy.json"; reload
 grep -q 'policy reload rejected, keeping the old policy' "$T/v.log" && ok sighup_bad_policy_kept || fail sighup_bad_policy_kept "$(tail -n 3 "$T/v.log")"
-sed 's/svc-1/svc-2/' "$T/good.json" >"$T/policy.json"; kill -HUP $VPID; sleep 0.3
+sed 's/svc-1/svc-2/' "$T/good.json" >"$T/policy.json"; reload
 grep -q 'policy reloaded (svc-2)' "$T/v.log" && ok sighup_good_policy || fail sighup_good_policy "$(tail -n 3 "$T/v.log")"
 kill $VPID; wait $VPID; rc=$?
 [ $rc -eq 0 ] && ok clean_stop || fail clean_stop "rc=$rc"
