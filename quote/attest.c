@@ -19,7 +19,7 @@
 
 #include <tss2/tss2_mu.h>
 
-enum quote_err public_unmarshal(const uint8_t *buf, size_t len, TPM2B_PUBLIC *out, struct quote_diag *diag)
+enum quote_err quote_public_unmarshal(const uint8_t *buf, size_t len, TPM2B_PUBLIC *out, struct quote_diag *diag)
 {
 	size_t off = 0;
 	TSS2_RC rc;
@@ -28,32 +28,32 @@ enum quote_err public_unmarshal(const uint8_t *buf, size_t len, TPM2B_PUBLIC *ou
 	if (!buf)
 		return QUOTE_ERR_ARG;
 	if (len > QUOTE_PUBLIC_MAX) {
-		diag_set(diag, "TPM2B_PUBLIC of %zu bytes (max %u)", len, QUOTE_PUBLIC_MAX);
+		quote_diag_set(diag, "TPM2B_PUBLIC of %zu bytes (max %u)", len, QUOTE_PUBLIC_MAX);
 		return QUOTE_ERR_TOO_LARGE;
 	}
 	rc = Tss2_MU_TPM2B_PUBLIC_Unmarshal(buf, len, &off, out);
 	if (rc != TSS2_RC_SUCCESS) {
 		if (diag)
 			diag->cause = rc;
-		diag_set(diag, "TPM2B_PUBLIC does not unmarshal (rc 0x%x)", rc);
+		quote_diag_set(diag, "TPM2B_PUBLIC does not unmarshal (rc 0x%x)", rc);
 		return QUOTE_ERR_FORMAT;
 	}
 	if (off != len) {
-		diag_set(diag, "TPM2B_PUBLIC: %zu trailing bytes", len - off);
+		quote_diag_set(diag, "TPM2B_PUBLIC: %zu trailing bytes", len - off);
 		return QUOTE_ERR_FORMAT;
 	}
 	if (out->publicArea.type != TPM2_ALG_RSA && out->publicArea.type != TPM2_ALG_ECC) {
-		diag_set(diag, "key type 0x%04x is not RSA or ECC", out->publicArea.type);
+		quote_diag_set(diag, "key type 0x%04x is not RSA or ECC", out->publicArea.type);
 		return QUOTE_ERR_UNSUPPORTED;
 	}
 	if (!quote_alg_digest_len(out->publicArea.nameAlg)) {
-		diag_set(diag, "nameAlg 0x%04x unsupported", out->publicArea.nameAlg);
+		quote_diag_set(diag, "nameAlg 0x%04x unsupported", out->publicArea.nameAlg);
 		return QUOTE_ERR_UNSUPPORTED;
 	}
 	return QUOTE_OK;
 }
 
-enum quote_err name_of_tpmt(const TPMT_PUBLIC *pub, uint8_t *out, size_t *ret_len)
+enum quote_err quote_name_of_tpmt(const TPMT_PUBLIC *pub, uint8_t *out, size_t *ret_len)
 {
 	uint8_t buf[sizeof(TPMT_PUBLIC) + 16];
 	size_t off = 0, n = 0;
@@ -65,7 +65,7 @@ enum quote_err name_of_tpmt(const TPMT_PUBLIC *pub, uint8_t *out, size_t *ret_le
 		return QUOTE_ERR_FORMAT;
 	out[0] = (uint8_t)(alg >> 8);
 	out[1] = (uint8_t)alg;
-	if (hash_buf(alg, buf, off, NULL, 0, out + 2, &n) != 0)
+	if (quote_hash_buf(alg, buf, off, NULL, 0, out + 2, &n) != 0)
 		return QUOTE_ERR_CRYPTO;
 	*ret_len = n + 2;
 	return QUOTE_OK;
@@ -81,7 +81,7 @@ static const char *curve_group(uint16_t curve, size_t *ret_bytes)
 	}
 }
 
-void *pkey_from_tpmt(const TPMT_PUBLIC *pub, struct quote_diag *diag)
+void *quote_pkey_from_tpmt(const TPMT_PUBLIC *pub, struct quote_diag *diag)
 {
 	OSSL_PARAM_BLD *bld = NULL;
 	OSSL_PARAM *params = NULL;
@@ -95,7 +95,7 @@ void *pkey_from_tpmt(const TPMT_PUBLIC *pub, struct quote_diag *diag)
 	if (pub->type == TPM2_ALG_RSA) {
 		uint32_t exp = pub->parameters.rsaDetail.exponent ? pub->parameters.rsaDetail.exponent : 65537;
 		if (pub->unique.rsa.size == 0 || pub->unique.rsa.size * 8u != pub->parameters.rsaDetail.keyBits) {
-			diag_set(diag, "RSA modulus of %u bytes for %u-bit key", pub->unique.rsa.size,
+			quote_diag_set(diag, "RSA modulus of %u bytes for %u-bit key", pub->unique.rsa.size,
 				 pub->parameters.rsaDetail.keyBits);
 			goto out;
 		}
@@ -109,11 +109,11 @@ void *pkey_from_tpmt(const TPMT_PUBLIC *pub, struct quote_diag *diag)
 		size_t cb = 0;
 		const char *group = curve_group(pub->parameters.eccDetail.curveID, &cb);
 		if (!group) {
-			diag_set(diag, "ECC curve 0x%04x unsupported", pub->parameters.eccDetail.curveID);
+			quote_diag_set(diag, "ECC curve 0x%04x unsupported", pub->parameters.eccDetail.curveID);
 			goto out;
 		}
 		if (pub->unique.ecc.x.size != cb || pub->unique.ecc.y.size != cb) {
-			diag_set(diag, "ECC point coordinates of %u/%u bytes, want %zu", pub->unique.ecc.x.size,
+			quote_diag_set(diag, "ECC point coordinates of %u/%u bytes, want %zu", pub->unique.ecc.x.size,
 				 pub->unique.ecc.y.size, cb);
 			goto out;
 		}
@@ -125,7 +125,7 @@ void *pkey_from_tpmt(const TPMT_PUBLIC *pub, struct quote_diag *diag)
 			goto ssl;
 		pctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
 	} else {
-		diag_set(diag, "key type 0x%04x unsupported", pub->type);
+		quote_diag_set(diag, "key type 0x%04x unsupported", pub->type);
 		goto out;
 	}
 	if (!pctx || !(params = OSSL_PARAM_BLD_to_param(bld)) || EVP_PKEY_fromdata_init(pctx) != 1 ||
@@ -139,13 +139,13 @@ void *pkey_from_tpmt(const TPMT_PUBLIC *pub, struct quote_diag *diag)
 		if (!okp) {
 			EVP_PKEY_free(pkey);
 			pkey = NULL;
-			diag_ssl(diag, "ECC public point invalid");
+			quote_diag_ssl(diag, "ECC public point invalid");
 			goto out;
 		}
 	}
 	goto out;
 ssl:
-	diag_ssl(diag, "cannot build the public key");
+	quote_diag_ssl(diag, "cannot build the public key");
 out:
 	BN_free(n);
 	BN_free(e);
@@ -163,17 +163,17 @@ enum quote_err quote_public_parse(const uint8_t *pub, size_t len, struct quote_p
 	enum quote_err err;
 	const TPMT_PUBLIC *t = &p.publicArea;
 
-	diag_reset(diag);
+	quote_diag_reset(diag);
 	if (!ret)
 		return QUOTE_ERR_ARG;
-	if ((err = public_unmarshal(pub, len, &p, diag)) != QUOTE_OK)
+	if ((err = quote_public_unmarshal(pub, len, &p, diag)) != QUOTE_OK)
 		return err;
 	memset(&info, 0, sizeof info);
 	info.type = t->type;
 	info.name_alg = t->nameAlg;
 	info.attributes = t->objectAttributes;
 	if (t->authPolicy.size > QUOTE_MAX_DIGEST) {
-		diag_set(diag, "authPolicy of %u bytes", t->authPolicy.size);
+		quote_diag_set(diag, "authPolicy of %u bytes", t->authPolicy.size);
 		return QUOTE_ERR_FORMAT;
 	}
 	info.auth_policy_len = t->authPolicy.size;
@@ -193,8 +193,8 @@ enum quote_err quote_public_parse(const uint8_t *pub, size_t len, struct quote_p
 		info.sym_alg = e->symmetric.algorithm == TPM2_ALG_NULL ? 0 : e->symmetric.algorithm;
 		info.sym_bits = info.sym_alg ? e->symmetric.keyBits.sym : 0;
 	}
-	if ((err = name_of_tpmt(t, info.name, &info.name_len)) != QUOTE_OK) {
-		diag_set(diag, "cannot compute the key's name");
+	if ((err = quote_name_of_tpmt(t, info.name, &info.name_len)) != QUOTE_OK) {
+		quote_diag_set(diag, "cannot compute the key's name");
 		return err;
 	}
 	*ret = info;
@@ -211,9 +211,9 @@ enum quote_err quote_public_to_der(const uint8_t *pub, size_t len, uint8_t **ret
 
 	if (!ret_der || !ret_len)
 		return QUOTE_ERR_ARG;
-	if ((err = public_unmarshal(pub, len, &p, NULL)) != QUOTE_OK)
+	if ((err = quote_public_unmarshal(pub, len, &p, NULL)) != QUOTE_OK)
 		return err;
-	if (!(pkey = pkey_from_tpmt(&p.publicArea, NULL)))
+	if (!(pkey = quote_pkey_from_tpmt(&p.publicArea, NULL)))
 		return QUOTE_ERR_UNSUPPORTED;
 	n = i2d_PUBKEY(pkey, &der);
 	EVP_PKEY_free(pkey);
@@ -241,9 +241,9 @@ enum quote_err quote_public_to_pem(const uint8_t *pub, size_t len, char **ret_pe
 
 	if (!ret_pem)
 		return QUOTE_ERR_ARG;
-	if ((err = public_unmarshal(pub, len, &p, NULL)) != QUOTE_OK)
+	if ((err = quote_public_unmarshal(pub, len, &p, NULL)) != QUOTE_OK)
 		return err;
-	if (!(pkey = pkey_from_tpmt(&p.publicArea, NULL)))
+	if (!(pkey = quote_pkey_from_tpmt(&p.publicArea, NULL)))
 		return QUOTE_ERR_UNSUPPORTED;
 	err = QUOTE_ERR_CRYPTO;
 	if (!(bio = BIO_new(BIO_s_mem())) || PEM_write_bio_PUBKEY(bio, pkey) != 1)
@@ -269,7 +269,7 @@ static enum quote_err need_attr(const struct quote_public_info *k, uint32_t bit,
 {
 	if (!!(k->attributes & bit) == want)
 		return QUOTE_OK;
-	diag_set(diag, "key attribute %s must be %s", name, want ? "set" : "clear");
+	quote_diag_set(diag, "key attribute %s must be %s", name, want ? "set" : "clear");
 	return QUOTE_ERR_KEY_ATTRS;
 }
 
@@ -292,28 +292,28 @@ enum quote_err quote_check_ak(const struct quote_public_info *k, struct quote_di
 	NEED(QUOTE_ATTR_DECRYPT, 0, "decrypt");
 	if (k->type == QUOTE_ALG_RSA) {
 		if (k->rsa_bits < 2048) {
-			diag_set(diag, "RSA key of %u bits (min 2048)", k->rsa_bits);
+			quote_diag_set(diag, "RSA key of %u bits (min 2048)", k->rsa_bits);
 			return QUOTE_ERR_KEY_ATTRS;
 		}
 		if (k->scheme && k->scheme != QUOTE_ALG_RSASSA && k->scheme != QUOTE_ALG_RSAPSS) {
-			diag_set(diag, "RSA scheme 0x%04x is not a signing scheme", k->scheme);
+			quote_diag_set(diag, "RSA scheme 0x%04x is not a signing scheme", k->scheme);
 			return QUOTE_ERR_KEY_ATTRS;
 		}
 	} else if (k->type == QUOTE_ALG_ECC) {
 		if (k->curve != QUOTE_ECC_NIST_P256 && k->curve != QUOTE_ECC_NIST_P384) {
-			diag_set(diag, "ECC curve 0x%04x not accepted (P-256, P-384)", k->curve);
+			quote_diag_set(diag, "ECC curve 0x%04x not accepted (P-256, P-384)", k->curve);
 			return QUOTE_ERR_KEY_ATTRS;
 		}
 		if (k->scheme && k->scheme != QUOTE_ALG_ECDSA) {
-			diag_set(diag, "ECC scheme 0x%04x is not ECDSA", k->scheme);
+			quote_diag_set(diag, "ECC scheme 0x%04x is not ECDSA", k->scheme);
 			return QUOTE_ERR_KEY_ATTRS;
 		}
 	} else {
-		diag_set(diag, "key type 0x%04x", k->type);
+		quote_diag_set(diag, "key type 0x%04x", k->type);
 		return QUOTE_ERR_KEY_ATTRS;
 	}
 	if (k->scheme && !quote_alg_digest_len(k->scheme_hash)) {
-		diag_set(diag, "scheme hash 0x%04x unsupported", k->scheme_hash);
+		quote_diag_set(diag, "scheme hash 0x%04x unsupported", k->scheme_hash);
 		return QUOTE_ERR_KEY_ATTRS;
 	}
 	return QUOTE_OK;
@@ -331,11 +331,11 @@ enum quote_err quote_check_sk(const struct quote_public_info *k, struct quote_di
 	NEED(QUOTE_ATTR_DECRYPT, 0, "decrypt");
 	NEED(QUOTE_ATTR_RESTRICTED, 0, "restricted");
 	if (k->type != QUOTE_ALG_ECC || k->curve != QUOTE_ECC_NIST_P256) {
-		diag_set(diag, "statement key must be ECC P-256 (ES256)");
+		quote_diag_set(diag, "statement key must be ECC P-256 (ES256)");
 		return QUOTE_ERR_KEY_ATTRS;
 	}
 	if (k->scheme && (k->scheme != QUOTE_ALG_ECDSA || k->scheme_hash != QUOTE_ALG_SHA256)) {
-		diag_set(diag, "statement key scheme must be ECDSA/SHA-256 or NULL");
+		quote_diag_set(diag, "statement key scheme must be ECDSA/SHA-256 or NULL");
 		return QUOTE_ERR_KEY_ATTRS;
 	}
 	return QUOTE_OK;
@@ -351,14 +351,14 @@ static enum quote_err sig_unmarshal(const uint8_t *sig, size_t len, TPMT_SIGNATU
 	if (!sig)
 		return QUOTE_ERR_ARG;
 	if (len > QUOTE_SIG_MAX) {
-		diag_set(diag, "signature of %zu bytes (max %u)", len, QUOTE_SIG_MAX);
+		quote_diag_set(diag, "signature of %zu bytes (max %u)", len, QUOTE_SIG_MAX);
 		return QUOTE_ERR_TOO_LARGE;
 	}
 	rc = Tss2_MU_TPMT_SIGNATURE_Unmarshal(sig, len, &off, out);
 	if (rc != TSS2_RC_SUCCESS || off != len) {
 		if (diag)
 			diag->cause = rc;
-		diag_set(diag, "TPMT_SIGNATURE malformed");
+		quote_diag_set(diag, "TPMT_SIGNATURE malformed");
 		return QUOTE_ERR_FORMAT;
 	}
 	return QUOTE_OK;
@@ -401,7 +401,7 @@ static enum quote_err verify_with(const TPMT_PUBLIC *pub, const uint8_t *msg, si
 	switch (sig->sigAlg) {
 	case TPM2_ALG_ECDSA:
 		if (pub->type != TPM2_ALG_ECC) {
-			diag_set(diag, "ECDSA signature but the key is not ECC");
+			quote_diag_set(diag, "ECDSA signature but the key is not ECC");
 			return QUOTE_ERR_SIGNATURE;
 		}
 		hash = sig->signature.ecdsa.hash;
@@ -409,13 +409,13 @@ static enum quote_err verify_with(const TPMT_PUBLIC *pub, const uint8_t *msg, si
 	case TPM2_ALG_RSASSA:
 	case TPM2_ALG_RSAPSS:
 		if (pub->type != TPM2_ALG_RSA) {
-			diag_set(diag, "RSA signature but the key is not RSA");
+			quote_diag_set(diag, "RSA signature but the key is not RSA");
 			return QUOTE_ERR_SIGNATURE;
 		}
 		hash = sig->signature.rsassa.hash;
 		break;
 	default:
-		diag_set(diag, "signature algorithm 0x%04x unsupported", sig->sigAlg);
+		quote_diag_set(diag, "signature algorithm 0x%04x unsupported", sig->sigAlg);
 		return QUOTE_ERR_UNSUPPORTED;
 	}
 	/* A key with a fixed scheme must have been used with that scheme. */
@@ -425,19 +425,19 @@ static enum quote_err verify_with(const TPMT_PUBLIC *pub, const uint8_t *msg, si
 		uint16_t kh = pub->type == TPM2_ALG_RSA ? pub->parameters.rsaDetail.scheme.details.anySig.hashAlg
 							: pub->parameters.eccDetail.scheme.details.anySig.hashAlg;
 		if (ks != TPM2_ALG_NULL && (ks != sig->sigAlg || kh != hash)) {
-			diag_set(diag, "signature scheme differs from the key's scheme");
+			quote_diag_set(diag, "signature scheme differs from the key's scheme");
 			return QUOTE_ERR_SIGNATURE;
 		}
 	}
-	if (!(md = md_for_alg(hash)) || hash == TPM2_ALG_SHA1) {
-		diag_set(diag, "signature hash 0x%04x not accepted", hash);
+	if (!(md = quote_md_for_alg(hash)) || hash == TPM2_ALG_SHA1) {
+		quote_diag_set(diag, "signature hash 0x%04x not accepted", hash);
 		return QUOTE_ERR_UNSUPPORTED;
 	}
-	if (!(pkey = pkey_from_tpmt(pub, diag)))
+	if (!(pkey = quote_pkey_from_tpmt(pub, diag)))
 		return QUOTE_ERR_UNSUPPORTED;
 	if (sig->sigAlg == TPM2_ALG_ECDSA) {
 		if (ecdsa_der(&sig->signature.ecdsa, &der, &der_len) != 0) {
-			diag_ssl(diag, "ECDSA signature encoding");
+			quote_diag_ssl(diag, "ECDSA signature encoding");
 			goto out;
 		}
 		sigp = der;
@@ -448,19 +448,19 @@ static enum quote_err verify_with(const TPMT_PUBLIC *pub, const uint8_t *msg, si
 	}
 	err = QUOTE_ERR_CRYPTO;
 	if (!(mctx = EVP_MD_CTX_new()) || EVP_DigestVerifyInit(mctx, &pctx, md, NULL, pkey) != 1) {
-		diag_ssl(diag, "verify init");
+		quote_diag_ssl(diag, "verify init");
 		goto out;
 	}
 	if (sig->sigAlg == TPM2_ALG_RSAPSS &&
 	    (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
 	     EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_AUTO) != 1)) {
-		diag_ssl(diag, "PSS setup");
+		quote_diag_ssl(diag, "PSS setup");
 		goto out;
 	}
 	vr = EVP_DigestVerify(mctx, sigp, sig_len, msg, msg_len);
 	if (vr != 1) {
 		ERR_clear_error();
-		diag_set(diag, "signature does not verify with the given key");
+		quote_diag_set(diag, "signature does not verify with the given key");
 		err = QUOTE_ERR_SIGNATURE;
 		goto out;
 	}
@@ -479,10 +479,10 @@ enum quote_err quote_signature_verify(const uint8_t *pub, size_t pub_len, const 
 	TPMT_SIGNATURE s;
 	enum quote_err err;
 
-	diag_reset(diag);
+	quote_diag_reset(diag);
 	if (!msg && msg_len)
 		return QUOTE_ERR_ARG;
-	if ((err = public_unmarshal(pub, pub_len, &p, diag)) != QUOTE_OK)
+	if ((err = quote_public_unmarshal(pub, pub_len, &p, diag)) != QUOTE_OK)
 		return err;
 	if ((err = sig_unmarshal(sig, sig_len, &s, diag)) != QUOTE_OK)
 		return err;
@@ -528,17 +528,17 @@ static enum quote_err attest_unmarshal(const uint8_t *attest, size_t len, TPMS_A
 	if (!attest)
 		return QUOTE_ERR_ARG;
 	if (len > QUOTE_ATTEST_MAX) {
-		diag_set(diag, "TPMS_ATTEST of %zu bytes (max %u)", len, QUOTE_ATTEST_MAX);
+		quote_diag_set(diag, "TPMS_ATTEST of %zu bytes (max %u)", len, QUOTE_ATTEST_MAX);
 		return QUOTE_ERR_TOO_LARGE;
 	}
 	/* The magic first: anything else is not TPM-generated, whatever it parses to. */
 	if (len < 6) {
-		diag_set(diag, "TPMS_ATTEST truncated (%zu bytes)", len);
+		quote_diag_set(diag, "TPMS_ATTEST truncated (%zu bytes)", len);
 		return QUOTE_ERR_FORMAT;
 	}
 	if (((uint32_t)attest[0] << 24 | (uint32_t)attest[1] << 16 | (uint32_t)attest[2] << 8 | attest[3]) !=
 	    TPM2_GENERATED_VALUE) {
-		diag_set(diag, "magic is not TPM_GENERATED_VALUE");
+		quote_diag_set(diag, "magic is not TPM_GENERATED_VALUE");
 		return QUOTE_ERR_MAGIC;
 	}
 	rc = Tss2_MU_TPMS_ATTEST_Unmarshal(attest, len, &off, out);
@@ -548,14 +548,14 @@ static enum quote_err attest_unmarshal(const uint8_t *attest, size_t len, TPMS_A
 			diag->cause = rc;
 		if (type != TPM2_ST_ATTEST_QUOTE && type != TPM2_ST_ATTEST_CERTIFY && (type & 0xff00) == 0x8000 &&
 		    type >= TPM2_ST_ATTEST_NV && type <= 0x801f) {
-			diag_set(diag, "attestation type 0x%04x unsupported", type);
+			quote_diag_set(diag, "attestation type 0x%04x unsupported", type);
 			return QUOTE_ERR_ATTEST_TYPE;
 		}
-		diag_set(diag, "TPMS_ATTEST malformed (rc 0x%x)", rc);
+		quote_diag_set(diag, "TPMS_ATTEST malformed (rc 0x%x)", rc);
 		return QUOTE_ERR_FORMAT;
 	}
 	if (off != len) {
-		diag_set(diag, "TPMS_ATTEST: %zu trailing bytes", len - off);
+		quote_diag_set(diag, "TPMS_ATTEST: %zu trailing bytes", len - off);
 		return QUOTE_ERR_FORMAT;
 	}
 	return QUOTE_OK;
@@ -568,7 +568,7 @@ enum quote_err quote_attest_parse(const uint8_t *attest, size_t len, struct quot
 	struct quote_attest_info info;
 	enum quote_err err;
 
-	diag_reset(diag);
+	quote_diag_reset(diag);
 	if (!ret)
 		return QUOTE_ERR_ARG;
 	if ((err = attest_unmarshal(attest, len, &a, diag)) != QUOTE_OK)
@@ -576,11 +576,11 @@ enum quote_err quote_attest_parse(const uint8_t *attest, size_t len, struct quot
 	memset(&info, 0, sizeof info);
 	info.type = a.type;
 	if (a.type != TPM2_ST_ATTEST_QUOTE && a.type != TPM2_ST_ATTEST_CERTIFY) {
-		diag_set(diag, "attestation type 0x%04x unsupported", a.type);
+		quote_diag_set(diag, "attestation type 0x%04x unsupported", a.type);
 		return QUOTE_ERR_ATTEST_TYPE;
 	}
 	if (a.qualifiedSigner.size > QUOTE_NAME_MAX || a.extraData.size > QUOTE_NONCE_MAX) {
-		diag_set(diag, "qualifiedSigner or extraData too long");
+		quote_diag_set(diag, "qualifiedSigner or extraData too long");
 		return QUOTE_ERR_FORMAT;
 	}
 	memcpy(info.signer, a.qualifiedSigner.name, a.qualifiedSigner.size);
@@ -594,12 +594,12 @@ enum quote_err quote_attest_parse(const uint8_t *attest, size_t len, struct quot
 	info.firmware_version = a.firmwareVersion;
 	if (a.type == TPM2_ST_ATTEST_QUOTE) {
 		const TPMS_QUOTE_INFO *q = &a.attested.quote;
-		if ((err = sel_from_tpml(&q->pcrSelect, &info.pcr_sel)) != QUOTE_OK) {
-			diag_set(diag, "quoted PCR selection unsupported or malformed");
+		if ((err = quote_sel_from_tpml(&q->pcrSelect, &info.pcr_sel)) != QUOTE_OK) {
+			quote_diag_set(diag, "quoted PCR selection unsupported or malformed");
 			return err;
 		}
 		if (q->pcrDigest.size > QUOTE_MAX_DIGEST || q->pcrDigest.size == 0) {
-			diag_set(diag, "pcrDigest of %u bytes", q->pcrDigest.size);
+			quote_diag_set(diag, "pcrDigest of %u bytes", q->pcrDigest.size);
 			return QUOTE_ERR_FORMAT;
 		}
 		memcpy(info.pcr_digest.bytes, q->pcrDigest.buffer, q->pcrDigest.size);
@@ -607,7 +607,7 @@ enum quote_err quote_attest_parse(const uint8_t *attest, size_t len, struct quot
 	} else {
 		const TPMS_CERTIFY_INFO *c = &a.attested.certify;
 		if (c->name.size > QUOTE_NAME_MAX || c->qualifiedName.size > QUOTE_NAME_MAX) {
-			diag_set(diag, "certified name too long");
+			quote_diag_set(diag, "certified name too long");
 			return QUOTE_ERR_FORMAT;
 		}
 		memcpy(info.certified_name, c->name.name, c->name.size);
@@ -633,12 +633,12 @@ static enum quote_err verify_signed_attest(const uint8_t *ak_pub, size_t ak_pub_
 		return err;
 	if ((err = quote_check_ak(&ak, diag)) != QUOTE_OK)
 		return err;
-	if ((err = public_unmarshal(ak_pub, ak_pub_len, &p, diag)) != QUOTE_OK)
+	if ((err = quote_public_unmarshal(ak_pub, ak_pub_len, &p, diag)) != QUOTE_OK)
 		return err;
 	if ((err = sig_unmarshal(sig, sig_len, &s, diag)) != QUOTE_OK)
 		return err;
 	if (!attest || attest_len > QUOTE_ATTEST_MAX) {
-		diag_set(diag, "attestation missing or too large");
+		quote_diag_set(diag, "attestation missing or too large");
 		return attest ? QUOTE_ERR_TOO_LARGE : QUOTE_ERR_ARG;
 	}
 	if ((err = verify_with(&p.publicArea, attest, attest_len, &s, diag)) != QUOTE_OK)
@@ -646,7 +646,7 @@ static enum quote_err verify_signed_attest(const uint8_t *ak_pub, size_t ak_pub_
 	if ((err = quote_attest_parse(attest, attest_len, info, diag)) != QUOTE_OK)
 		return err;
 	if (info->type != want_type) {
-		diag_set(diag, "attestation type 0x%04x, want 0x%04x", info->type, want_type);
+		quote_diag_set(diag, "attestation type 0x%04x, want 0x%04x", info->type, want_type);
 		return QUOTE_ERR_ATTEST_TYPE;
 	}
 	*ret_hash = s.signature.any.hashAlg;
@@ -659,7 +659,7 @@ static enum quote_err check_extra(const struct quote_attest_info *info, const ui
 	if (nonce_len > QUOTE_NONCE_MAX || (nonce_len && !nonce))
 		return QUOTE_ERR_ARG;
 	if (info->extra_len != nonce_len || (nonce_len && CRYPTO_memcmp(info->extra, nonce, nonce_len) != 0)) {
-		diag_set(diag, "extraData (%zu bytes) is not the expected nonce (%zu bytes)", info->extra_len,
+		quote_diag_set(diag, "extraData (%zu bytes) is not the expected nonce (%zu bytes)", info->extra_len,
 			 nonce_len);
 		return QUOTE_ERR_NONCE;
 	}
@@ -676,7 +676,7 @@ enum quote_err quote_verify(const uint8_t *ak_pub, size_t ak_pub_len, const uint
 	uint16_t hash = 0;
 	enum quote_err err;
 
-	diag_reset(diag);
+	quote_diag_reset(diag);
 	if (!pcrs)
 		return QUOTE_ERR_ARG;
 	err = verify_signed_attest(ak_pub, ak_pub_len, attest, attest_len, sig, sig_len, QUOTE_ST_ATTEST_QUOTE, &info,
@@ -688,7 +688,7 @@ enum quote_err quote_verify(const uint8_t *ak_pub, size_t ak_pub_len, const uint
 	/* The selection must be the same, bank by bank in the same order (the digest is over
 	 * the values in the quoted order, so "equal as sets" is not enough). */
 	if (info.pcr_sel.n != pcrs->sel.n) {
-		diag_set(diag, "quote covers %zu banks, PCR values %zu", info.pcr_sel.n, pcrs->sel.n);
+		quote_diag_set(diag, "quote covers %zu banks, PCR values %zu", info.pcr_sel.n, pcrs->sel.n);
 		return QUOTE_ERR_PCR_SELECTION;
 	}
 	for (size_t b = 0; b < info.pcr_sel.n; b++) {
@@ -697,20 +697,20 @@ enum quote_err quote_verify(const uint8_t *ak_pub, size_t ak_pub_len, const uint
 			char q[160] = "", v[160] = "";
 			quote_pcr_selection_format(&info.pcr_sel, q, sizeof q);
 			quote_pcr_selection_format(&pcrs->sel, v, sizeof v);
-			diag_set(diag, "quoted selection %s, PCR values for %s", q, v);
+			quote_diag_set(diag, "quoted selection %s, PCR values for %s", q, v);
 			if (diag)
 				diag->alg = info.pcr_sel.bank[b].alg;
 			return QUOTE_ERR_PCR_SELECTION;
 		}
 	}
 	if ((err = quote_pcr_digest(pcrs, &info.pcr_sel, hash, &d)) != QUOTE_OK) {
-		diag_set(diag, "cannot compute the PCR digest");
+		quote_diag_set(diag, "cannot compute the PCR digest");
 		return err;
 	}
 	info.pcr_digest.alg = hash;
 	if (d.len != info.pcr_digest.len || CRYPTO_memcmp(d.bytes, info.pcr_digest.bytes, d.len) != 0) {
-		diag_set(diag, "quoted PCR digest differs from the digest of the supplied PCR values");
-		diag_values(diag, info.pcr_digest.bytes, d.bytes, d.len == info.pcr_digest.len ? d.len : 0);
+		quote_diag_set(diag, "quoted PCR digest differs from the digest of the supplied PCR values");
+		quote_diag_values(diag, info.pcr_digest.bytes, d.bytes, d.len == info.pcr_digest.len ? d.len : 0);
 		return QUOTE_ERR_PCR_DIGEST;
 	}
 	if (ret_info)
@@ -728,7 +728,7 @@ enum quote_err quote_certify_verify(const uint8_t *ak_pub, size_t ak_pub_len, co
 	uint16_t hash = 0;
 	enum quote_err err;
 
-	diag_reset(diag);
+	quote_diag_reset(diag);
 	err = verify_signed_attest(ak_pub, ak_pub_len, attest, attest_len, sig, sig_len, QUOTE_ST_ATTEST_CERTIFY,
 				   &info, &hash, diag);
 	if (err != QUOTE_OK)
@@ -739,7 +739,7 @@ enum quote_err quote_certify_verify(const uint8_t *ak_pub, size_t ak_pub_len, co
 		return err;
 	if (info.certified_name_len != sk.name_len ||
 	    CRYPTO_memcmp(info.certified_name, sk.name, sk.name_len) != 0) {
-		diag_set(diag, "certified name is not the statement key's name");
+		quote_diag_set(diag, "certified name is not the statement key's name");
 		return QUOTE_ERR_NAME;
 	}
 	if ((err = quote_check_sk(&sk, diag)) != QUOTE_OK)

@@ -167,11 +167,11 @@ enum quote_err quote_eventlog_parse(const uint8_t *buf, size_t len, struct quote
 	uint16_t sizes[QUOTE_MAX_BANKS];
 	enum quote_err err = QUOTE_ERR_EVENTLOG;
 
-	diag_reset(diag);
+	quote_diag_reset(diag);
 	if (!ret || (!buf && len))
 		return QUOTE_ERR_ARG;
 	if (len > QUOTE_EVENTLOG_MAX) {
-		diag_set(diag, "event log of %zu bytes (max %u)", len, QUOTE_EVENTLOG_MAX);
+		quote_diag_set(diag, "event log of %zu bytes (max %u)", len, QUOTE_EVENTLOG_MAX);
 		return QUOTE_ERR_TOO_LARGE;
 	}
 	if (!(log = calloc(1, sizeof *log)))
@@ -181,7 +181,7 @@ enum quote_err quote_eventlog_parse(const uint8_t *buf, size_t len, struct quote
 		return QUOTE_OK;
 	}
 	if (parse_v1(buf, len, &off, &e) != 0) {
-		diag_set(diag, "event 0 truncated at offset 0");
+		quote_diag_set(diag, "event 0 truncated at offset 0");
 		if (diag)
 			diag->event = 0;
 		goto fail;
@@ -193,31 +193,31 @@ enum quote_err quote_eventlog_parse(const uint8_t *buf, size_t len, struct quote
 		uint32_t nalg = le32(d + 24);
 		size_t need;
 		if (nalg == 0 || nalg > 16) {
-			diag_set(diag, "Spec ID event declares %u algorithms", nalg);
+			quote_diag_set(diag, "Spec ID event declares %u algorithms", nalg);
 			goto fail;
 		}
 		need = 28 + 4 * (size_t)nalg + 1;
 		if (e.data_len < need || e.data_len != need + d[need - 1]) {
-			diag_set(diag, "Spec ID event size inconsistent");
+			quote_diag_set(diag, "Spec ID event size inconsistent");
 			goto fail;
 		}
 		for (uint32_t i = 0; i < nalg; i++) {
 			uint16_t alg = le16(d + 28 + 4 * i), sz = le16(d + 30 + 4 * i);
 			if (log->banks.n >= QUOTE_MAX_BANKS) {
-				diag_set(diag, "too many algorithms in the Spec ID event");
+				quote_diag_set(diag, "too many algorithms in the Spec ID event");
 				goto fail;
 			}
 			if (quote_alg_digest_len(alg) && quote_alg_digest_len(alg) != sz) {
-				diag_set(diag, "Spec ID event: %s digest size %u", quote_alg_name(alg), sz);
+				quote_diag_set(diag, "Spec ID event: %s digest size %u", quote_alg_name(alg), sz);
 				goto fail;
 			}
 			if (sz == 0 || sz > QUOTE_MAX_DIGEST) {
-				diag_set(diag, "Spec ID event: algorithm 0x%04x digest size %u", alg, sz);
+				quote_diag_set(diag, "Spec ID event: algorithm 0x%04x digest size %u", alg, sz);
 				goto fail;
 			}
 			for (size_t k = 0; k < log->banks.n; k++)
 				if (log->banks.bank[k].alg == alg) {
-					diag_set(diag, "Spec ID event lists 0x%04x twice", alg);
+					quote_diag_set(diag, "Spec ID event lists 0x%04x twice", alg);
 					goto fail;
 				}
 			log->banks.bank[log->banks.n].alg = alg;
@@ -229,7 +229,7 @@ enum quote_err quote_eventlog_parse(const uint8_t *buf, size_t len, struct quote
 		log->banks.n = 1;
 		log->banks.bank[0].alg = QUOTE_ALG_SHA1;
 		if (e.pcr >= QUOTE_PCR_COUNT) {
-			diag_set(diag, "event 0 at offset 0: PCR %u", e.pcr);
+			quote_diag_set(diag, "event 0 at offset 0: PCR %u", e.pcr);
 			if (diag)
 				diag->event = 0;
 			goto fail;
@@ -256,7 +256,7 @@ enum quote_err quote_eventlog_parse(const uint8_t *buf, size_t len, struct quote
 			cnt = le32(buf + o + 8);
 			o += 12;
 			if (cnt == 0 || cnt > log->banks.n) {
-				diag_set(diag, "event %zu at offset %zu has %u digests (log declares %zu banks)", idx,
+				quote_diag_set(diag, "event %zu at offset %zu has %u digests (log declares %zu banks)", idx,
 					 e.offset, cnt, log->banks.n);
 				if (diag)
 					diag->event = (long)idx;
@@ -272,14 +272,14 @@ enum quote_err quote_eventlog_parse(const uint8_t *buf, size_t len, struct quote
 				for (k = 0; k < log->banks.n && log->banks.bank[k].alg != alg; k++)
 					;
 				if (k == log->banks.n) {
-					diag_set(diag, "event %zu: digest algorithm 0x%04x not declared", idx, alg);
+					quote_diag_set(diag, "event %zu: digest algorithm 0x%04x not declared", idx, alg);
 					if (diag)
 						diag->event = (long)idx;
 					goto fail;
 				}
 				for (uint32_t j = 0; j < i; j++)
 					if (e.digests[j].alg == alg) {
-						diag_set(diag, "event %zu: two digests of 0x%04x", idx, alg);
+						quote_diag_set(diag, "event %zu: two digests of 0x%04x", idx, alg);
 						if (diag)
 							diag->event = (long)idx;
 						goto fail;
@@ -304,7 +304,7 @@ enum quote_err quote_eventlog_parse(const uint8_t *buf, size_t len, struct quote
 			off = o + dsz;
 		}
 		if (e.pcr >= QUOTE_PCR_COUNT) {
-			diag_set(diag, "event %zu at offset %zu: PCR %u", idx, e.offset, e.pcr);
+			quote_diag_set(diag, "event %zu at offset %zu: PCR %u", idx, e.offset, e.pcr);
 			if (diag)
 				diag->event = (long)idx;
 			goto fail;
@@ -318,7 +318,7 @@ enum quote_err quote_eventlog_parse(const uint8_t *buf, size_t len, struct quote
 	*ret = log;
 	return QUOTE_OK;
 trunc:
-	diag_set(diag, "event %zu truncated or oversized at offset %zu", log->n, off);
+	quote_diag_set(diag, "event %zu truncated or oversized at offset %zu", log->n, off);
 	if (diag)
 		diag->event = (long)log->n;
 fail:
@@ -344,7 +344,7 @@ static const struct quote_digest *ev_digest(const struct quote_tcg_event *e, uin
 
 static int declared(const struct quote_eventlog *log, uint16_t alg)
 {
-	return sel_bank(&log->banks, alg) >= 0;
+	return quote_sel_bank(&log->banks, alg) >= 0;
 }
 
 /* Replay; last_ev[b][pcr] (may be NULL) gets the index of the last event per PCR. */
@@ -374,7 +374,7 @@ static enum quote_err replay(const struct quote_eventlog *log, struct quote_pcr_
 			if (!(v->sel.bank[b].mask & (1u << e->pcr)) || !declared(log, alg))
 				continue;
 			if (!(d = ev_digest(e, alg))) {
-				diag_set(diag, "event %zu (PCR %u) has no %s digest", i, e->pcr, quote_alg_name(alg));
+				quote_diag_set(diag, "event %zu (PCR %u) has no %s digest", i, e->pcr, quote_alg_name(alg));
 				if (diag) {
 					diag->event = (long)i;
 					diag->pcr = (int)e->pcr;
@@ -393,7 +393,7 @@ static enum quote_err replay(const struct quote_eventlog *log, struct quote_pcr_
 enum quote_err quote_eventlog_replay(const struct quote_eventlog *log, struct quote_pcr_values *v,
 				     struct quote_diag *diag)
 {
-	diag_reset(diag);
+	quote_diag_reset(diag);
 	if (!log || !v)
 		return QUOTE_ERR_ARG;
 	return replay(log, v, NULL, diag);
@@ -404,7 +404,7 @@ static int data_hash_ok(const struct quote_tcg_event *e, const struct quote_dige
 {
 	uint8_t h[QUOTE_MAX_DIGEST];
 	size_t n = 0;
-	if (hash_buf(d->alg, e->data, e->data_len, NULL, 0, h, &n) == 0 && n == d->len &&
+	if (quote_hash_buf(d->alg, e->data, e->data_len, NULL, 0, h, &n) == 0 && n == d->len &&
 	    CRYPTO_memcmp(h, d->bytes, n) == 0)
 		return 1;
 	if (mode == 2 && e->data_len >= 32) {
@@ -413,7 +413,7 @@ static int data_hash_ok(const struct quote_tcg_event *e, const struct quote_dige
 		uint64_t nl = (uint64_t)le32(e->data + 16) | (uint64_t)le32(e->data + 20) << 32;
 		uint64_t dl = (uint64_t)le32(e->data + 24) | (uint64_t)le32(e->data + 28) << 32;
 		if (nl <= e->data_len && dl <= e->data_len && 32 + 2 * nl + dl == e->data_len &&
-		    hash_buf(d->alg, e->data + 32 + 2 * nl, (size_t)dl, NULL, 0, h, &n) == 0 && n == d->len &&
+		    quote_hash_buf(d->alg, e->data + 32 + 2 * nl, (size_t)dl, NULL, 0, h, &n) == 0 && n == d->len &&
 		    CRYPTO_memcmp(h, d->bytes, n) == 0)
 			return 1;
 	}
@@ -425,7 +425,7 @@ enum quote_err quote_eventlog_check_types(const struct quote_eventlog *log, uint
 {
 	size_t i;
 
-	diag_reset(diag);
+	quote_diag_reset(diag);
 	if (!log)
 		return QUOTE_ERR_ARG;
 	for (i = 0; i < log->n; i++) {
@@ -440,13 +440,13 @@ enum quote_err quote_eventlog_check_types(const struct quote_eventlog *log, uint
 			continue;
 		}
 		if (e->pcr < 8 && (!t || !(t->pcrs & (1u << e->pcr)))) {
-			diag_set(diag, "event %zu: type %s (0x%08x) is not allowed on PCR %u", i,
+			quote_diag_set(diag, "event %zu: type %s (0x%08x) is not allowed on PCR %u", i,
 				 quote_event_type_name(e->type), e->type, e->pcr);
 			goto bad;
 		}
 		if (e->type == EV_SEPARATOR && e->pcr < 8 &&
 		    (e->data_len != 4 || (le32(e->data) != 0 && le32(e->data) != 0xffffffffu))) {
-			diag_set(diag, "event %zu: EV_SEPARATOR on PCR %u with unexpected data", i, e->pcr);
+			quote_diag_set(diag, "event %zu: EV_SEPARATOR on PCR %u with unexpected data", i, e->pcr);
 			goto bad;
 		}
 		if (t && t->data_hash) {
@@ -454,7 +454,7 @@ enum quote_err quote_eventlog_check_types(const struct quote_eventlog *log, uint
 				if (!quote_alg_digest_len(e->digests[k].alg))
 					continue;
 				if (!data_hash_ok(e, &e->digests[k], t->data_hash)) {
-					diag_set(diag, "event %zu: %s on PCR %u: %s digest is not the hash of its data", i,
+					quote_diag_set(diag, "event %zu: %s on PCR %u: %s digest is not the hash of its data", i,
 						 t->name, e->pcr, quote_alg_name(e->digests[k].alg));
 					if (diag)
 						diag->alg = e->digests[k].alg;
@@ -478,7 +478,7 @@ enum quote_err quote_eventlog_check_types(const struct quote_eventlog *log, uint
 		used &= pcr_mask & ~sep;
 		if (used) {
 			unsigned p = (unsigned)__builtin_ctz(used);
-			diag_set(diag, "PCR %u has events but no EV_SEPARATOR", p);
+			quote_diag_set(diag, "PCR %u has events but no EV_SEPARATOR", p);
 			if (diag)
 				diag->pcr = (int)p;
 			return QUOTE_ERR_EVENT_TYPE;
@@ -501,7 +501,7 @@ enum quote_err quote_replay_check(const struct quote_eventlog *tcg, const struct
 	enum quote_err err;
 	size_t ntcg = tcg ? tcg->n : 0;
 
-	diag_reset(diag);
+	quote_diag_reset(diag);
 	if (!quoted)
 		return QUOTE_ERR_ARG;
 	if (!(v = malloc(sizeof *v)))
@@ -532,14 +532,14 @@ enum quote_err quote_replay_check(const struct quote_eventlog *tcg, const struct
 			if (!(quoted->sel.bank[b].mask & (1u << i)))
 				continue;
 			if (CRYPTO_memcmp(v->value[b][i], quoted->value[b][i], dl) != 0) {
-				diag_set(diag, "PCR %u (%s) does not match the replayed event logs (last event %ld)", i,
+				quote_diag_set(diag, "PCR %u (%s) does not match the replayed event logs (last event %ld)", i,
 					 quote_alg_name(alg), last[b][i]);
 				if (diag) {
 					diag->pcr = (int)i;
 					diag->alg = alg;
 					diag->event = last[b][i];
 				}
-				diag_values(diag, quoted->value[b][i], v->value[b][i], dl);
+				quote_diag_values(diag, quoted->value[b][i], v->value[b][i], dl);
 				err = QUOTE_ERR_REPLAY;
 				goto out;
 			}

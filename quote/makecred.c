@@ -19,7 +19,7 @@
 static int hmac(uint16_t alg, const uint8_t *key, size_t klen, const uint8_t *a, size_t alen, const uint8_t *b,
 		size_t blen, uint8_t *out, size_t *ret_len)
 {
-	const EVP_MD *md = md_for_alg(alg);
+	const EVP_MD *md = quote_md_for_alg(alg);
 	int rc = -1;
 	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
 	EVP_MAC_CTX *mc = mac ? EVP_MAC_CTX_new(mac) : NULL;
@@ -40,7 +40,7 @@ out:
 	return rc;
 }
 
-int kdfa(uint16_t hash, const uint8_t *key, size_t klen, const char *label, const uint8_t *u, size_t ulen,
+int quote_kdfa(uint16_t hash, const uint8_t *key, size_t klen, const char *label, const uint8_t *u, size_t ulen,
 	 const uint8_t *v, size_t vlen, uint8_t *out, size_t bytes)
 {
 	size_t done = 0, llen = strlen(label) + 1; /* label includes its terminating zero */
@@ -80,7 +80,7 @@ int kdfa(uint16_t hash, const uint8_t *key, size_t klen, const char *label, cons
 static int kdfe(uint16_t hash, const uint8_t *z, size_t zlen, const char *label, const uint8_t *u, size_t ulen,
 		const uint8_t *v, size_t vlen, uint8_t *out, size_t bytes)
 {
-	const EVP_MD *md = md_for_alg(hash);
+	const EVP_MD *md = quote_md_for_alg(hash);
 	size_t done = 0;
 	for (uint32_t i = 1; md && done < bytes; i++) {
 		uint8_t cnt[4] = {(uint8_t)(i >> 24), (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i};
@@ -105,9 +105,9 @@ static int kdfe(uint16_t hash, const uint8_t *z, size_t zlen, const char *label,
 static enum quote_err seed_rsa(const TPMT_PUBLIC *ek, uint8_t *seed, size_t seed_len, TPM2B_ENCRYPTED_SECRET *es,
 			       struct quote_diag *diag)
 {
-	EVP_PKEY *pkey = pkey_from_tpmt(ek, diag);
+	EVP_PKEY *pkey = quote_pkey_from_tpmt(ek, diag);
 	EVP_PKEY_CTX *c = NULL;
-	const EVP_MD *md = md_for_alg(ek->nameAlg);
+	const EVP_MD *md = quote_md_for_alg(ek->nameAlg);
 	char *label = NULL;
 	size_t outl = sizeof es->secret;
 	enum quote_err err = QUOTE_ERR_CRYPTO;
@@ -130,7 +130,7 @@ static enum quote_err seed_rsa(const TPMT_PUBLIC *ek, uint8_t *seed, size_t seed
 	err = QUOTE_OK;
 	goto out;
 ssl:
-	diag_ssl(diag, "RSA-OAEP seed encryption");
+	quote_diag_ssl(diag, "RSA-OAEP seed encryption");
 out:
 	OPENSSL_free(label);
 	EVP_PKEY_CTX_free(c);
@@ -143,7 +143,7 @@ out:
 static enum quote_err seed_ecc(const TPMT_PUBLIC *ek, uint8_t *seed, size_t seed_len, TPM2B_ENCRYPTED_SECRET *es,
 			       struct quote_diag *diag)
 {
-	EVP_PKEY *peer = pkey_from_tpmt(ek, diag), *eph = NULL;
+	EVP_PKEY *peer = quote_pkey_from_tpmt(ek, diag), *eph = NULL;
 	EVP_PKEY_CTX *c = NULL;
 	uint8_t z[66], pt[1 + 2 * 66];
 	size_t zlen = sizeof z, ptlen = 0, cb;
@@ -165,7 +165,7 @@ static enum quote_err seed_ecc(const TPMT_PUBLIC *ek, uint8_t *seed, size_t seed
 		goto ssl;
 	cb = (ptlen - 1) / 2;
 	if (cb != ek->unique.ecc.x.size || zlen != cb) {
-		diag_set(diag, "ECDH sizes inconsistent");
+		quote_diag_set(diag, "ECDH sizes inconsistent");
 		goto out;
 	}
 	memset(&q, 0, sizeof q);
@@ -183,7 +183,7 @@ static enum quote_err seed_ecc(const TPMT_PUBLIC *ek, uint8_t *seed, size_t seed
 	err = QUOTE_OK;
 	goto out;
 ssl:
-	diag_ssl(diag, "ECDH seed");
+	quote_diag_ssl(diag, "ECDH seed");
 out:
 	OPENSSL_cleanse(z, sizeof z);
 	EVP_PKEY_CTX_free(c);
@@ -210,15 +210,15 @@ enum quote_err quote_make_credential(const uint8_t *ek_pub, size_t ek_pub_len, c
 	uint16_t symalg, symbits, symmode;
 	enum quote_err err;
 
-	diag_reset(diag);
+	quote_diag_reset(diag);
 	if (!objname || objname_len < 2 || objname_len > QUOTE_NAME_MAX || !credential || cred_len == 0 ||
 	    cred_len > 64 || !ret_id_object || !ret_id_len || !ret_secret || !ret_secret_len)
 		return QUOTE_ERR_ARG;
-	if ((err = public_unmarshal(ek_pub, ek_pub_len, &p, diag)) != QUOTE_OK)
+	if ((err = quote_public_unmarshal(ek_pub, ek_pub_len, &p, diag)) != QUOTE_OK)
 		return err;
 	if ((ek->objectAttributes & (TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT)) !=
 	    (TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT)) {
-		diag_set(diag, "EK is not a restricted decryption key");
+		quote_diag_set(diag, "EK is not a restricted decryption key");
 		return QUOTE_ERR_KEY_ATTRS;
 	}
 	if (ek->type == TPM2_ALG_RSA) {
@@ -231,7 +231,7 @@ enum quote_err quote_make_credential(const uint8_t *ek_pub, size_t ek_pub_len, c
 		symmode = ek->parameters.eccDetail.symmetric.mode.aes;
 	}
 	if (symalg != TPM2_ALG_AES || symmode != TPM2_ALG_CFB || (symbits != 128 && symbits != 256)) {
-		diag_set(diag, "EK symmetric 0x%04x/%u/0x%04x unsupported (AES-CFB only)", symalg, symbits, symmode);
+		quote_diag_set(diag, "EK symmetric 0x%04x/%u/0x%04x unsupported (AES-CFB only)", symalg, symbits, symmode);
 		return QUOTE_ERR_UNSUPPORTED;
 	}
 	cipher = symbits == 128 ? EVP_aes_128_cfb128() : EVP_aes_256_cfb128();
@@ -243,9 +243,9 @@ enum quote_err quote_make_credential(const uint8_t *ek_pub, size_t ek_pub_len, c
 		goto out;
 	err = QUOTE_ERR_CRYPTO;
 	/* symKey = KDFa(nameAlg, seed, "STORAGE", name, NULL, symbits) */
-	if (kdfa(ek->nameAlg, seed, dl, "STORAGE", objname, objname_len, NULL, 0, symkey, keybytes) != 0 ||
-	    kdfa(ek->nameAlg, seed, dl, "INTEGRITY", NULL, 0, NULL, 0, hkey, dl) != 0) {
-		diag_ssl(diag, "KDFa");
+	if (quote_kdfa(ek->nameAlg, seed, dl, "STORAGE", objname, objname_len, NULL, 0, symkey, keybytes) != 0 ||
+	    quote_kdfa(ek->nameAlg, seed, dl, "INTEGRITY", NULL, 0, NULL, 0, hkey, dl) != 0) {
+		quote_diag_ssl(diag, "KDFa");
 		goto out;
 	}
 	/* encIdentity = AES-CFB(symKey, IV 0, TPM2B_DIGEST(credential)) */
@@ -258,14 +258,14 @@ enum quote_err quote_make_credential(const uint8_t *ek_pub, size_t ek_pub_len, c
 		if (!(cc = EVP_CIPHER_CTX_new()) || EVP_EncryptInit_ex(cc, cipher, NULL, symkey, iv) != 1 ||
 		    EVP_EncryptUpdate(cc, enc, &outl, plain, (int)(2 + cred_len)) != 1 ||
 		    EVP_EncryptFinal_ex(cc, enc + outl, &fl) != 1) {
-			diag_ssl(diag, "AES-CFB");
+			quote_diag_ssl(diag, "AES-CFB");
 			goto out;
 		}
 		outl += fl;
 	}
 	/* outerHMAC = HMAC(nameAlg, HMACkey, encIdentity || name) */
 	if (hmac(ek->nameAlg, hkey, dl, enc, (size_t)outl, objname, objname_len, mac, &maclen) != 0) {
-		diag_ssl(diag, "HMAC");
+		quote_diag_ssl(diag, "HMAC");
 		goto out;
 	}
 	/* TPM2B_ID_OBJECT = size || TPM2B_DIGEST(integrityHMAC) || encIdentity */

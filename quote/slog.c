@@ -53,7 +53,7 @@ enum quote_err quote_slog_event_digest(uint16_t alg, uint32_t type, const uint8_
 	if (!quote_alg_digest_len(alg))
 		return QUOTE_ERR_UNSUPPORTED;
 	memset(&d, 0, sizeof d);
-	if (hash_buf(alg, t, 4, content, len, d.bytes, &d.len) != 0)
+	if (quote_hash_buf(alg, t, 4, content, len, d.bytes, &d.len) != 0)
 		return QUOTE_ERR_CRYPTO;
 	d.alg = alg;
 	*ret = d;
@@ -260,13 +260,13 @@ static enum quote_err parse_rec(struct rbuf *rb, size_t idx, struct quote_slog_r
 
 	memset(rec, 0, sizeof *rec);
 	if (rhead(rb, &m, &n) != 0 || m != 5 || n != 5) {
-		diag_set(diag, "record %zu is not a map of 5 entries", idx);
+		quote_diag_set(diag, "record %zu is not a map of 5 entries", idx);
 		return QUOTE_ERR_EVENTLOG;
 	}
 	for (uint64_t k = 0; k < n; k++) {
 		uint64_t key;
 		if (ruint(rb, 4, &key) != 0 || (seen & (1u << key))) {
-			diag_set(diag, "record %zu: bad or repeated key", idx);
+			quote_diag_set(diag, "record %zu: bad or repeated key", idx);
 			return QUOTE_ERR_EVENTLOG;
 		}
 		seen |= 1u << key;
@@ -320,14 +320,14 @@ static enum quote_err parse_rec(struct rbuf *rb, size_t idx, struct quote_slog_r
 	if (seen != 0x1f)
 		goto bad;
 	if (rec->recnum != idx) {
-		diag_set(diag, "record %zu carries recnum %llu", idx, (unsigned long long)rec->recnum);
+		quote_diag_set(diag, "record %zu carries recnum %llu", idx, (unsigned long long)rec->recnum);
 		if (diag)
 			diag->event = (long)idx;
 		return QUOTE_ERR_EVENTLOG;
 	}
 	return QUOTE_OK;
 bad:
-	diag_set(diag, "record %zu malformed", idx);
+	quote_diag_set(diag, "record %zu malformed", idx);
 	if (diag)
 		diag->event = (long)idx;
 	return QUOTE_ERR_EVENTLOG;
@@ -341,11 +341,11 @@ enum quote_err quote_slog_parse(const uint8_t *buf, size_t len, struct quote_slo
 	unsigned m;
 	uint64_t n;
 
-	diag_reset(diag);
+	quote_diag_reset(diag);
 	if (!ret || (!buf && len))
 		return QUOTE_ERR_ARG;
 	if (len > QUOTE_EVENTLOG_MAX) {
-		diag_set(diag, "sluice event log of %zu bytes (max %u)", len, QUOTE_EVENTLOG_MAX);
+		quote_diag_set(diag, "sluice event log of %zu bytes (max %u)", len, QUOTE_EVENTLOG_MAX);
 		return QUOTE_ERR_TOO_LARGE;
 	}
 	if ((err = quote_slog_new(&log)) != QUOTE_OK)
@@ -356,7 +356,7 @@ enum quote_err quote_slog_parse(const uint8_t *buf, size_t len, struct quote_slo
 	}
 	err = QUOTE_ERR_EVENTLOG;
 	if (rhead(&rb, &m, &n) != 0 || m != 4 || n > len) {
-		diag_set(diag, "sluice event log is not a CBOR array");
+		quote_diag_set(diag, "sluice event log is not a CBOR array");
 		goto fail;
 	}
 	for (uint64_t i = 0; i < n; i++) {
@@ -376,7 +376,7 @@ enum quote_err quote_slog_parse(const uint8_t *buf, size_t len, struct quote_slo
 		}
 	}
 	if (rb.p != rb.end) {
-		diag_set(diag, "%zu trailing bytes after the sluice event log", (size_t)(rb.end - rb.p));
+		quote_diag_set(diag, "%zu trailing bytes after the sluice event log", (size_t)(rb.end - rb.p));
 		err = QUOTE_ERR_EVENTLOG;
 		goto fail;
 	}
@@ -400,14 +400,14 @@ enum quote_err quote_slog_replay(const struct quote_slog *log, struct quote_pcr_
 			if (err != QUOTE_OK)
 				return err;
 			if (want.len != r->digests[d].len || CRYPTO_memcmp(want.bytes, r->digests[d].bytes, want.len)) {
-				diag_set(diag, "sluice record %zu: %s digest does not match its type and content", i,
+				quote_diag_set(diag, "sluice record %zu: %s digest does not match its type and content", i,
 					 quote_alg_name(r->digests[d].alg));
 				if (diag) {
 					diag->event = (long)i;
 					diag->pcr = (int)r->pcr;
 					diag->alg = r->digests[d].alg;
 				}
-				diag_values(diag, r->digests[d].bytes, want.bytes, want.len);
+				quote_diag_values(diag, r->digests[d].bytes, want.bytes, want.len);
 				return QUOTE_ERR_EVENT_TYPE;
 			}
 		}
@@ -423,7 +423,7 @@ enum quote_err quote_slog_replay(const struct quote_slog *log, struct quote_pcr_
 				quote_pcr_value_extend(v, alg, r->pcr, r->digests[d].bytes, r->digests[d].len);
 			}
 			if (!found) {
-				diag_set(diag, "sluice record %zu has no %s digest", i, quote_alg_name(alg));
+				quote_diag_set(diag, "sluice record %zu has no %s digest", i, quote_alg_name(alg));
 				if (diag) {
 					diag->event = (long)i;
 					diag->pcr = (int)r->pcr;

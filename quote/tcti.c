@@ -339,7 +339,7 @@ static int parse_swtpm(const char *conf, struct own_tcti *t)
 	return 0;
 }
 
-enum quote_err tcti_open(const char *conf, unsigned timeout_ms, TSS2_TCTI_CONTEXT **ret, int *ret_own,
+enum quote_err quote_tcti_open(const char *conf, unsigned timeout_ms, TSS2_TCTI_CONTEXT **ret, int *ret_own,
 			 char *why, size_t whylen)
 {
 	struct own_tcti *t;
@@ -389,7 +389,7 @@ enum quote_err tcti_open(const char *conf, unsigned timeout_ms, TSS2_TCTI_CONTEX
 	return QUOTE_OK;
 }
 
-void tcti_close(TSS2_TCTI_CONTEXT **tcti, int is_own)
+void quote_tcti_close(TSS2_TCTI_CONTEXT **tcti, int is_own)
 {
 	if (!tcti || !*tcti)
 		return;

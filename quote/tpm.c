@@ -149,7 +149,7 @@ enum quote_err quote_ctx_new_diag(const struct quote_cfg *cfg, struct quote_ctx 
 	/* The TSS logs to stderr by default; a library must not. TSS2_LOG set by the user wins. */
 	setenv("TSS2_LOG", "all+NONE", 0);
 
-	err = tcti_open(tcti, ctx->timeout_ms, &ctx->tcti, &ctx->own_tcti, ctx->cause, sizeof ctx->cause);
+	err = quote_tcti_open(tcti, ctx->timeout_ms, &ctx->tcti, &ctx->own_tcti, ctx->cause, sizeof ctx->cause);
 	if (err != QUOTE_OK)
 		goto fail;
 	rc = Esys_Initialize(&ctx->esys, ctx->tcti, NULL);
@@ -167,8 +167,8 @@ enum quote_err quote_ctx_new_diag(const struct quote_cfg *cfg, struct quote_ctx 
 	*ret = ctx;
 	return QUOTE_OK;
 fail:
-	diag_reset(diag);
-	diag_set(diag, "%s", ctx->cause);
+	quote_diag_reset(diag);
+	quote_diag_set(diag, "%s", ctx->cause);
 	if (diag)
 		diag->cause = ctx->rc;
 	quote_ctx_free(ctx);
@@ -188,7 +188,7 @@ void quote_ctx_free(struct quote_ctx *ctx)
 		tr_close(ctx, &ctx->sk_tr);
 		Esys_Finalize(&ctx->esys);
 	}
-	tcti_close(&ctx->tcti, ctx->own_tcti);
+	quote_tcti_close(&ctx->tcti, ctx->own_tcti);
 	OPENSSL_cleanse(ctx, sizeof *ctx);
 	free(ctx);
 }
@@ -455,7 +455,7 @@ static enum quote_err key_from_tpm2b(const TPM2B_PUBLIC *pub, uint32_t handle, s
 		return QUOTE_ERR_FORMAT;
 	ret->pub_len = off;
 	ret->handle = handle;
-	return name_of_tpmt(&pub->publicArea, ret->name, &ret->name_len);
+	return quote_name_of_tpmt(&pub->publicArea, ret->name, &ret->name_len);
 }
 
 /* Create a primary in hierarchy from template; transient handle in *ret_tr. */
@@ -893,7 +893,7 @@ enum quote_err quote_pcr_read(struct quote_ctx *ctx, const struct quote_pcr_sele
 			size_t k = 0, progress = 0;
 			TSS2_RC rc;
 
-			if ((err = sel_to_tpml(&left, &in)) != QUOTE_OK)
+			if ((err = quote_sel_to_tpml(&left, &in)) != QUOTE_OK)
 				return err;
 			RUN(ctx, rc, Esys_PCR_Read_Async(ctx->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &in),
 			    Esys_PCR_Read_Finish(ctx->esys, &counter, &out, &vals));
@@ -904,9 +904,9 @@ enum quote_err quote_pcr_read(struct quote_ctx *ctx, const struct quote_pcr_sele
 			else if (counter != counter0)
 				restart = 1;
 			first = 0;
-			err = sel_from_tpml(out, &got);
+			err = quote_sel_from_tpml(out, &got);
 			for (size_t b = 0; err == QUOTE_OK && b < got.n; b++) {
-				int lb = sel_bank(&left, got.bank[b].alg);
+				int lb = quote_sel_bank(&left, got.bank[b].alg);
 				size_t dl = quote_alg_digest_len(got.bank[b].alg);
 				for (unsigned i = 0; i < QUOTE_PCR_COUNT; i++) {
 					if (!(got.bank[b].mask & (1u << i)))
@@ -916,7 +916,7 @@ enum quote_err quote_pcr_read(struct quote_ctx *ctx, const struct quote_pcr_sele
 						err = QUOTE_ERR_FORMAT;
 						break;
 					}
-					memcpy(v.value[sel_bank(sel, got.bank[b].alg)][i], vals->digests[k].buffer, dl);
+					memcpy(v.value[quote_sel_bank(sel, got.bank[b].alg)][i], vals->digests[k].buffer, dl);
 					left.bank[lb].mask &= ~(1u << i);
 					k++;
 					progress++;
@@ -986,7 +986,7 @@ enum quote_err quote_quote(struct quote_ctx *ctx, const struct quote_pcr_selecti
 
 	if (!ctx || !sel || !ret || !nonce || nonce_len == 0 || nonce_len > QUOTE_NONCE_MAX)
 		return QUOTE_ERR_ARG;
-	if ((err = sel_to_tpml(sel, &tsel)) != QUOTE_OK)
+	if ((err = quote_sel_to_tpml(sel, &tsel)) != QUOTE_OK)
 		return err;
 	if ((err = quote_ak_ensure(ctx, NULL, NULL)) != QUOTE_OK)
 		return err;

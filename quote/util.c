@@ -92,7 +92,7 @@ size_t quote_alg_digest_len(uint16_t alg)
 	return 0;
 }
 
-const void *md_for_alg(uint16_t alg)
+const void *quote_md_for_alg(uint16_t alg)
 {
 	switch (alg) {
 	case QUOTE_ALG_SHA1: return EVP_sha1();
@@ -104,9 +104,9 @@ const void *md_for_alg(uint16_t alg)
 	}
 }
 
-int hash_buf(uint16_t alg, const void *a, size_t alen, const void *b, size_t blen, uint8_t *out, size_t *ret_len)
+int quote_hash_buf(uint16_t alg, const void *a, size_t alen, const void *b, size_t blen, uint8_t *out, size_t *ret_len)
 {
-	const EVP_MD *md = md_for_alg(alg);
+	const EVP_MD *md = quote_md_for_alg(alg);
 	EVP_MD_CTX *c = NULL;
 	unsigned n = 0;
 	int rc = -1;
@@ -124,7 +124,7 @@ out:
 	return rc;
 }
 
-void diag_reset(struct quote_diag *diag)
+void quote_diag_reset(struct quote_diag *diag)
 {
 	if (!diag)
 		return;
@@ -133,7 +133,7 @@ void diag_reset(struct quote_diag *diag)
 	diag->event = -1;
 }
 
-void diag_set(struct quote_diag *diag, const char *fmt, ...)
+void quote_diag_set(struct quote_diag *diag, const char *fmt, ...)
 {
 	va_list ap;
 	if (!diag)
@@ -143,7 +143,7 @@ void diag_set(struct quote_diag *diag, const char *fmt, ...)
 	va_end(ap);
 }
 
-void diag_values(struct quote_diag *diag, const uint8_t *want, const uint8_t *got, size_t len)
+void quote_diag_values(struct quote_diag *diag, const uint8_t *want, const uint8_t *got, size_t len)
 {
 	if (!diag || len > QUOTE_MAX_DIGEST)
 		return;
@@ -154,7 +154,7 @@ void diag_values(struct quote_diag *diag, const uint8_t *want, const uint8_t *go
 		memcpy(diag->got, got, len);
 }
 
-void diag_ssl(struct quote_diag *diag, const char *what)
+void quote_diag_ssl(struct quote_diag *diag, const char *what)
 {
 	unsigned long e = ERR_peek_last_error();
 	char buf[160] = "";
@@ -164,12 +164,12 @@ void diag_ssl(struct quote_diag *diag, const char *what)
 	if (!diag)
 		return;
 	diag->cause = e;
-	diag_set(diag, "%s: %s", what, e ? buf : "OpenSSL failure");
+	quote_diag_set(diag, "%s: %s", what, e ? buf : "OpenSSL failure");
 }
 
 /* ---- PCR selections ---- */
 
-int sel_bank(const struct quote_pcr_selection *sel, uint16_t alg)
+int quote_sel_bank(const struct quote_pcr_selection *sel, uint16_t alg)
 {
 	for (size_t i = 0; i < sel->n && i < QUOTE_MAX_BANKS; i++)
 		if (sel->bank[i].alg == alg)
@@ -228,7 +228,7 @@ enum quote_err quote_pcr_selection_parse(const char *s, struct quote_pcr_selecti
 			return QUOTE_ERR_ARG;
 		p++;
 		alg = quote_alg_from_name(name);
-		if (!alg || sel_bank(&sel, alg) >= 0 || sel.n >= QUOTE_MAX_BANKS)
+		if (!alg || quote_sel_bank(&sel, alg) >= 0 || sel.n >= QUOTE_MAX_BANKS)
 			return QUOTE_ERR_ARG;
 		if (strncmp(p, "all", 3) == 0 && (p[3] == 0 || p[3] == '+')) {
 			mask = (1u << QUOTE_PCR_COUNT) - 1;
@@ -304,7 +304,7 @@ size_t quote_pcr_selection_count(const struct quote_pcr_selection *sel)
 	return n;
 }
 
-enum quote_err sel_to_tpml(const struct quote_pcr_selection *sel, TPML_PCR_SELECTION *out)
+enum quote_err quote_sel_to_tpml(const struct quote_pcr_selection *sel, TPML_PCR_SELECTION *out)
 {
 	memset(out, 0, sizeof *out);
 	if (sel->n > QUOTE_MAX_BANKS || sel->n > TPM2_NUM_PCR_BANKS)
@@ -320,7 +320,7 @@ enum quote_err sel_to_tpml(const struct quote_pcr_selection *sel, TPML_PCR_SELEC
 	return QUOTE_OK;
 }
 
-enum quote_err sel_from_tpml(const TPML_PCR_SELECTION *in, struct quote_pcr_selection *out)
+enum quote_err quote_sel_from_tpml(const TPML_PCR_SELECTION *in, struct quote_pcr_selection *out)
 {
 	memset(out, 0, sizeof *out);
 	if (in->count > QUOTE_MAX_BANKS)
@@ -355,7 +355,7 @@ enum quote_err sel_from_tpml(const TPML_PCR_SELECTION *in, struct quote_pcr_sele
 const uint8_t *quote_pcr_value(const struct quote_pcr_values *v, uint16_t alg, unsigned pcr)
 {
 	int b;
-	if (!v || pcr >= QUOTE_PCR_COUNT || (b = sel_bank(&v->sel, alg)) < 0)
+	if (!v || pcr >= QUOTE_PCR_COUNT || (b = quote_sel_bank(&v->sel, alg)) < 0)
 		return NULL;
 	if (!(v->sel.bank[b].mask & (1u << pcr)))
 		return NULL;
@@ -364,7 +364,7 @@ const uint8_t *quote_pcr_value(const struct quote_pcr_values *v, uint16_t alg, u
 
 static int bank_slot(struct quote_pcr_values *v, uint16_t alg)
 {
-	int b = sel_bank(&v->sel, alg);
+	int b = quote_sel_bank(&v->sel, alg);
 	if (b >= 0)
 		return b;
 	if (v->sel.n >= QUOTE_MAX_BANKS)
@@ -411,9 +411,9 @@ enum quote_err quote_pcr_value_extend(struct quote_pcr_values *v, uint16_t alg, 
 	uint8_t out[QUOTE_MAX_DIGEST];
 	if (!v || !digest || pcr >= QUOTE_PCR_COUNT || len != dl || dl == 0)
 		return QUOTE_ERR_ARG;
-	if ((b = sel_bank(&v->sel, alg)) < 0 || !(v->sel.bank[b].mask & (1u << pcr)))
+	if ((b = quote_sel_bank(&v->sel, alg)) < 0 || !(v->sel.bank[b].mask & (1u << pcr)))
 		return QUOTE_ERR_ARG;
-	if (hash_buf(alg, v->value[b][pcr], dl, digest, len, out, &n) != 0 || n != dl)
+	if (quote_hash_buf(alg, v->value[b][pcr], dl, digest, len, out, &n) != 0 || n != dl)
 		return QUOTE_ERR_CRYPTO;
 	memcpy(v->value[b][pcr], out, dl);
 	return QUOTE_OK;
@@ -422,7 +422,7 @@ enum quote_err quote_pcr_value_extend(struct quote_pcr_values *v, uint16_t alg, 
 enum quote_err quote_pcr_digest(const struct quote_pcr_values *v, const struct quote_pcr_selection *sel,
 				uint16_t hash_alg, struct quote_digest *ret)
 {
-	const EVP_MD *md = md_for_alg(hash_alg);
+	const EVP_MD *md = quote_md_for_alg(hash_alg);
 	EVP_MD_CTX *c = NULL;
 	unsigned n = 0;
 	enum quote_err err = QUOTE_ERR_CRYPTO;
@@ -475,7 +475,7 @@ enum quote_err quote_pcrs_file_encode(const struct quote_pcr_values *v, uint8_t 
 
 	if (!v || !ret || !ret_len || v->sel.n > QUOTE_MAX_BANKS)
 		return QUOTE_ERR_ARG;
-	if ((err = sel_to_tpml(&v->sel, &tsel)) != QUOTE_OK)
+	if ((err = quote_sel_to_tpml(&v->sel, &tsel)) != QUOTE_OK)
 		return err;
 	total = (uint32_t)quote_pcr_selection_count(&v->sel);
 	n = (total + 7) / 8;
@@ -532,7 +532,7 @@ enum quote_err quote_pcrs_file_parse(const uint8_t *buf, size_t len, const struc
 		for (uint32_t i = 0; i < tsel.count; i++)
 			if (tsel.pcrSelections[i].sizeofSelect > sizeof tsel.pcrSelections[i].pcrSelect)
 				return QUOTE_ERR_FORMAT;
-		if (sel_from_tpml(&tsel, &fsel) != QUOTE_OK || fsel.n != sel->n)
+		if (quote_sel_from_tpml(&tsel, &fsel) != QUOTE_OK || fsel.n != sel->n)
 			return QUOTE_ERR_PCR_SELECTION;
 		for (size_t b = 0; b < sel->n; b++)
 			if (fsel.bank[b].alg != sel->bank[b].alg || fsel.bank[b].mask != sel->bank[b].mask)
