@@ -60,25 +60,23 @@ fi
 nfiles=$(find "$TREE" -type f ! -name .complete | wc -l)
 nbytes=$(find "$TREE" -type f ! -name .complete -printf '%s\n' | awk '{s += $1} END {print s}')
 
-# ---- timing helpers ----
-best() { # CMD... -> prints the best wall time of REPS runs (after one warm-up run)
-	local i t0 t1 b=""
-	"$@" >/dev/null 2>&1
-	for i in $(seq 1 "$REPS"); do
-		t0=$(date +%s.%N); "$@" >/dev/null 2>&1; t1=$(date +%s.%N)
-		b=$(echo "$t1 - $t0" | bc -l | awk -v b="$b" '{ if (b == "" || $1 < b) print $1; else print b }')
-	done
-	echo "$b"
-}
+# ---- timing: the three runs interleaved, best of REPS each (after one warm-up each), so that
+# load from elsewhere spreads over all three instead of hitting one ----
 run_sluice() { "$SLUICE" measure --no-default-excludes "$TREE"; }
 run_openssl() { find "$TREE" -type f ! -name .complete -print0 | xargs -0 -P2 -n 1000 openssl dgst -sha256; }
 run_sha256sum() { find "$TREE" -type f ! -name .complete -print0 | xargs -0 -P2 -n 1000 sha256sum; }
+wall() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null 2>&1; t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l; }
+min() { echo "$1 $2" | awk '{ if (NF == 1 || $2 < $1) print $NF; else print $1 }'; }
 
 cat "$TREE"/*/*/* >/dev/null # warm the page cache
 echo "synthetic tree: $nfiles files, $((nbytes / 1048576)) MiB, warm cache, best of $REPS; $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg)"
-ts=$(best run_sluice)
-to=$(best run_openssl)
-th=$(best run_sha256sum)
+run_sluice >/dev/null 2>&1; run_openssl >/dev/null 2>&1; run_sha256sum >/dev/null 2>&1
+ts="" to="" th=""
+for i in $(seq 1 "$REPS"); do
+	ts=$(min "$ts" "$(wall run_sluice)")
+	to=$(min "$to" "$(wall run_openssl)")
+	th=$(min "$th" "$(wall run_sha256sum)")
+done
 row() { printf '  %-34s %7.3f s %8.0f MB/s %8.0f files/s\n' "$1" "$2" "$(echo "$nbytes / $2 / 1000000" | bc -l)" "$(echo "$nfiles / $2" | bc -l)"; }
 row "sluice measure" "$ts"
 row "xargs -P2 openssl dgst -sha256" "$to"
