@@ -182,6 +182,8 @@ out:
 
 const uint8_t *ts_key_kid(const struct ts_key *k) { return k->kid; }
 
+const struct bundle_signer *ts_key_signer(const struct ts_key *k) { return &k->sg; }
+
 void ts_key_cose(const struct ts_key *k, struct ts_buf *b) { ts_buf_put(b, k->cose, k->cose_len); }
 
 int ts_key_sign(const struct ts_key *k, const uint8_t *msg, size_t len, uint8_t sig[64])

@@ -1,12 +1,11 @@
-/* RFC 9162 receipts (COSE Receipts, vds 1 = RFC9162_SHA256) as sluice-ts issues them.
+/* Consistency receipts (COSE Receipts, vds 1 = RFC9162_SHA256) for auditors: libbundle issues
+ * the inclusion receipts but no consistency receipts, so this is sluice-ts's private helper.
  *
  * A signed tree head (struct ts_sth) is the receipt protected header
  *     {1: -7, 4: kid, 15: {1: iss, 6: iat}, 395: 1}
- * and one ES256 signature over ["Signature1", protected, h'', root]. Every receipt of a
- * commit batch shares it; only the unprotected proof differs:
- *     18([protected, {396: {-1: [bstr .cbor [tree_size, leaf_index, [path...]]]}}, nil, sig])
- * A consistency receipt carries 396: {-2: [bstr .cbor [size1, size2, [path...]]]} and the same
- * signature (the newer root is the detached payload). */
+ * and an ES256 signature over ["Signature1", protected, h'', root]. A consistency receipt is
+ *     18([protected, {396: {-2: [bstr .cbor [size1, size2, [path...]]]}}, nil, sig])
+ * with the newer root as the detached payload. */
 #include "transparency/ts-int.h"
 
 #include <openssl/crypto.h>
@@ -81,12 +80,6 @@ static void receipt(const struct ts_sth *sth, int64_t proof_type, uint64_t a, ui
 	ts_buf_put(out, "\xf6", 1);
 	ts_cbor_bstr(out, sth->sig, sizeof sth->sig);
 	ts_buf_free(&proof);
-}
-
-void ts_receipt_inclusion(const struct ts_sth *sth, uint64_t index, const uint8_t (*path)[MERKLE_HASH_LEN],
-			  size_t path_len, struct ts_buf *out)
-{
-	receipt(sth, -1, sth->size, index, path, path_len, out);
 }
 
 void ts_receipt_consistency(const struct ts_sth *sth, uint64_t size1, const uint8_t (*path)[MERKLE_HASH_LEN],

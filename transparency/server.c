@@ -98,8 +98,10 @@ struct ts_server {
 	struct ts_key *key;
 	struct ts_policy *policy;
 	struct merkle_tree *tree;
-	pthread_rwlock_t tree_lock; /* tree and sth */
-	struct ts_sth sth;
+	pthread_rwlock_t tree_lock; /* tree and head */
+	struct bundle_receipt_head *head; /* signed head of the latest commit (NULL: empty log) */
+	uint64_t head_size;
+	uint8_t head_root[MERKLE_HASH_LEN];
 	struct ts_buf keyset, onekey;
 
 	pthread_mutex_t qlock;
@@ -218,6 +220,21 @@ static void finish_job(struct ts_server *s, struct job *j)
 	free(j);
 }
 
+/* One signature over (protected header, root) for a new tree head; every receipt of the
+ * batch is issued from it. */
+static int sign_head(struct ts_server *s, uint64_t size, const uint8_t root[MERKLE_HASH_LEN],
+		     struct bundle_receipt_head **ret)
+{
+	struct bundle_receipt_hdr h = {.iss = s->cfg.iss, .iat = (int64_t)time(NULL)};
+	enum bundle_err e = bundle_receipt_sign_head(ts_key_signer(s->key), &h, size, root, ret);
+	if (e != BUNDLE_OK) {
+		ts_logf(TS_LOG_ERROR, "failed to sign the tree head of size %" PRIu64 ": %s (%s)", size, bundle_strerror(e),
+			bundle_last_cause());
+		return -1;
+	}
+	return 0;
+}
+
 static void *committer_main(void *arg)
 {
 	struct ts_server *s = arg;
@@ -237,7 +254,7 @@ static void *committer_main(void *arg)
 		int ok = !atomic_load(&s->failed);
 		uint64_t base = 0, size;
 		uint8_t root[MERKLE_HASH_LEN];
-		struct ts_sth sth;
+		struct bundle_receipt_head *nh = NULL, *old = NULL;
 
 		pthread_mutex_lock(&s->qlock);
 		while (!s->qhead && !s->stopping)
@@ -290,7 +307,7 @@ static void *committer_main(void *arg)
 			if (ok && merkle_tree_root(s->tree, size, root) != MERKLE_OK)
 				ok = 0;
 			pthread_rwlock_unlock(&s->tree_lock);
-			if (ok && ts_sth_sign(s->key, s->cfg.iss, size, root, (int64_t)time(NULL), &sth) != 0)
+			if (ok && sign_head(s, size, root, &nh) != 0)
 				ok = 0;
 			if (!ok) {
 				/* the log has the entries but we cannot serve the tree: stop, a restart rebuilds it */
@@ -298,8 +315,12 @@ static void *committer_main(void *arg)
 				atomic_store(&s->failed, 1);
 			} else {
 				pthread_rwlock_wrlock(&s->tree_lock);
-				s->sth = sth;
+				old = s->head;
+				s->head = nh;
+				s->head_size = size;
+				memcpy(s->head_root, root, MERKLE_HASH_LEN);
 				pthread_rwlock_unlock(&s->tree_lock);
+				bundle_receipt_head_free(old); /* no reader holds it once the lock was ours */
 				atomic_fetch_add(&s->m_batches, 1);
 				atomic_fetch_add(&s->m_batch_entries, n);
 			}
@@ -310,11 +331,12 @@ static void *committer_main(void *arg)
 			j->status = 503;
 			if (ok) {
 				j->index = base + i;
-				if (merkle_tree_inclusion(s->tree, j->index, sth.size, path, &plen) == MERKLE_OK) {
-					ts_receipt_inclusion(&sth, j->index, (const uint8_t(*)[MERKLE_HASH_LEN])path, plen,
-							     &j->receipt);
-					if (!j->receipt.oom)
-						j->status = 201;
+				/* nh stays valid: only this thread replaces and frees heads */
+				if (merkle_tree_inclusion(s->tree, j->index, size, path, &plen) == MERKLE_OK &&
+				    bundle_receipt_issue(nh, j->index, (const uint8_t(*)[32])path, plen, &j->receipt.p,
+							 &j->receipt.len) == BUNDLE_OK) {
+					j->receipt.cap = j->receipt.len;
+					j->status = 201;
 				}
 			}
 			finish_job(s, j);
@@ -485,36 +507,34 @@ static enum MHD_Result get_receipt(struct ts_server *s, struct req *rq, struct M
 				   uint64_t index)
 {
 	uint8_t(*path)[MERKLE_HASH_LEN] = malloc(MERKLE_MAX_PROOF * MERKLE_HASH_LEN);
-	size_t plen = 0;
-	struct ts_sth sth;
-	struct ts_buf b = {0};
+	size_t plen = 0, len = 0;
+	uint8_t *b = NULL;
 	enum MHD_Result r;
 	int found = 0;
+	enum bundle_err e = BUNDLE_OK;
 
 	if (!path)
 		return send_problem(s, c, 503, "Service Unavailable", "out of memory", s->cfg.retry_after);
 	pthread_rwlock_rdlock(&s->tree_lock);
-	sth = s->sth;
-	if (index < sth.size && merkle_tree_inclusion(s->tree, index, sth.size, path, &plen) == MERKLE_OK)
+	if (s->head && index < s->head_size &&
+	    merkle_tree_inclusion(s->tree, index, s->head_size, path, &plen) == MERKLE_OK) {
 		found = 1;
+		e = bundle_receipt_issue(s->head, index, (const uint8_t(*)[32])path, plen, &b, &len);
+	}
 	pthread_rwlock_unlock(&s->tree_lock);
+	free(path);
 	if (!found) {
-		free(path);
 		log_req(rq, "GET", url, 404, NULL);
 		return send_problem(s, c, 404, "Not Found", "no such entry", 0);
 	}
-	ts_receipt_inclusion(&sth, index, (const uint8_t(*)[MERKLE_HASH_LEN])path, plen, &b);
-	free(path);
-	if (b.oom) {
-		ts_buf_free(&b);
-		return send_problem(s, c, 503, "Service Unavailable", "out of memory", s->cfg.retry_after);
-	}
+	if (e != BUNDLE_OK)
+		return send_problem(s, c, 503, "Service Unavailable", "cannot encode the receipt", s->cfg.retry_after);
 	{
 		char loc[48];
 		snprintf(loc, sizeof loc, "/entries/%" PRIu64, index);
-		r = send_buf(c, 200, CT_COSE, b.p, b.len, loc, 0);
+		r = send_buf(c, 200, CT_COSE, b, len, loc, 0);
 	}
-	ts_buf_free(&b);
+	free(b);
 	log_req(rq, "GET", url, 200, NULL);
 	return r;
 }
@@ -589,6 +609,8 @@ static enum MHD_Result get_consistency(struct ts_server *s, struct req *rq, stru
 	struct ts_buf b = {0};
 	enum MHD_Result r;
 	int ok = 0;
+	uint64_t size2 = 0;
+	uint8_t root2[MERKLE_HASH_LEN];
 
 	if (parse_u64(url + strlen("/consistency/"), &size1) != 0 || size1 == 0) {
 		log_req(rq, "GET", url, 400, NULL);
@@ -598,10 +620,18 @@ static enum MHD_Result get_consistency(struct ts_server *s, struct req *rq, stru
 	if (!path)
 		return send_problem(s, c, 503, "Service Unavailable", "out of memory", s->cfg.retry_after);
 	pthread_rwlock_rdlock(&s->tree_lock);
-	sth = s->sth;
-	if (size1 <= sth.size && merkle_tree_consistency(s->tree, size1, sth.size, path, &plen) == MERKLE_OK)
+	if (s->head && size1 <= s->head_size &&
+	    merkle_tree_consistency(s->tree, size1, s->head_size, path, &plen) == MERKLE_OK) {
 		ok = 1;
+		size2 = s->head_size;
+		memcpy(root2, s->head_root, MERKLE_HASH_LEN);
+	}
 	pthread_rwlock_unlock(&s->tree_lock);
+	/* a fresh signature over the current root carries the consistency proof */
+	if (ok && ts_sth_sign(s->key, s->cfg.iss, size2, root2, (int64_t)time(NULL), &sth) != 0) {
+		free(path);
+		return send_problem(s, c, 503, "Service Unavailable", "cannot sign the tree head", s->cfg.retry_after);
+	}
 	if (!ok) {
 		free(path);
 		log_req(rq, "GET", url, 404, NULL);
@@ -859,6 +889,7 @@ void ts_server_stop(struct ts_server *s)
 	ts_key_free(s->key);
 	ts_policy_free(s->policy);
 	merkle_tree_free(s->tree);
+	bundle_receipt_head_free(s->head);
 	ts_buf_free(&s->keyset);
 	ts_buf_free(&s->onekey);
 	free(s->ops);
@@ -915,10 +946,14 @@ int ts_server_start(const struct ts_server_cfg *cfg, struct ts_server **ret, cha
 		ts_logf(TS_LOG_WARN, "log recovery: truncated a torn tail of %" PRIu64 " bytes at offset %" PRIu64 " (%s)",
 			rec.truncated, rec.truncated_at, rec.why);
 	ts_logf(TS_LOG_INFO, "log: %" PRIu64 " entries, %" PRIu64 " bytes", rec.entries, rec.bytes);
-	if (merkle_tree_root(s->tree, merkle_tree_size(s->tree), root) != MERKLE_OK ||
-	    ts_sth_sign(s->key, s->cfg.iss, merkle_tree_size(s->tree), root, (int64_t)time(NULL), &s->sth) != 0) {
-		snprintf(err, errlen, "cannot sign the recovered tree head");
-		goto fail;
+	if (merkle_tree_size(s->tree) > 0) {
+		s->head_size = merkle_tree_size(s->tree);
+		if (merkle_tree_root(s->tree, s->head_size, root) != MERKLE_OK ||
+		    sign_head(s, s->head_size, root, &s->head) != 0) {
+			snprintf(err, errlen, "cannot sign the recovered tree head");
+			goto fail;
+		}
+		memcpy(s->head_root, root, MERKLE_HASH_LEN);
 	}
 	ts_cbor_head(&s->keyset, 4, 1);
 	ts_key_cose(s->key, &s->keyset);

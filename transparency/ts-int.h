@@ -3,8 +3,8 @@
  *   cbor.c     tiny deterministic CBOR writer and a bounded reader (heads, skipping, splicing)
  *   log.c      the append-only log file: format, crash recovery, group appends with one fsync
  *   key.c      the service key (libbundle; P-256, created on first start), COSE_Key, kid, signatures
- *   receipt.c  RFC 9162 receipts (vds 1): shared signed tree head, per-entry inclusion receipts,
- *              consistency receipts; the consistency-root computation auditors need
+ *   receipt.c  consistency receipts (vds 1, 396 -> -2) and the consistency-root computation
+ *              auditors need (inclusion receipts are libbundle's)
  *   policy.c   registration policy on libbundle (COSE parse and verify, keys, the log record):
  *              statement shape, algorithms, issuer keys, signature
  *   server.c   libmicrohttpd endpoints, the committer thread (group commit), /metrics
@@ -93,13 +93,18 @@ const uint8_t *ts_key_kid(const struct ts_key *k);
 #define TS_KID_LEN 32
 /* The public COSE_Key (libbundle's encoding, with 2: kid and 3: -7) appended to b. */
 void ts_key_cose(const struct ts_key *k, struct ts_buf *b);
+/* libbundle's signer for this key (borrowed; valid while k lives). */
+struct bundle_signer;
+const struct bundle_signer *ts_key_signer(const struct ts_key *k);
 /* ES256 over msg: raw r||s (64 bytes). 0 or -1. */
 int ts_key_sign(const struct ts_key *k, const uint8_t *msg, size_t len, uint8_t sig[64]);
 
 /* ---- receipt.c --------------------------------------------------------------------------- */
 
-/* A signed tree head: the receipt protected header and its ES256 signature over
- * ["Signature1", protected, h'', root]. Every receipt of a batch shares it. */
+/* Inclusion receipts come from libbundle (bundle_receipt_sign_head once per commit batch,
+ * bundle_receipt_issue per entry). libbundle issues no consistency receipts and keeps its head
+ * opaque, so this is the private helper for those: a signed tree head (the receipt protected
+ * header and its ES256 signature over ["Signature1", protected, h'', root]) and the encoder. */
 struct ts_sth {
 	uint64_t size;
 	uint8_t root[MERKLE_HASH_LEN];
@@ -110,9 +115,6 @@ struct ts_sth {
 };
 int ts_sth_sign(const struct ts_key *k, const char *iss, uint64_t size, const uint8_t root[MERKLE_HASH_LEN],
 		int64_t iat, struct ts_sth *out);
-/* Tagged COSE_Sign1 receipt with detached payload: 396: {-1: [bstr .cbor [size, index, path]]}. */
-void ts_receipt_inclusion(const struct ts_sth *sth, uint64_t index, const uint8_t (*path)[MERKLE_HASH_LEN],
-			  size_t path_len, struct ts_buf *out);
 /* 396: {-2: [bstr .cbor [size1, size2, path]]}, the newer root (sth->root) is the payload. */
 void ts_receipt_consistency(const struct ts_sth *sth, uint64_t size1, const uint8_t (*path)[MERKLE_HASH_LEN],
 			    size_t path_len, struct ts_buf *out);

@@ -1,7 +1,8 @@
 /* sluice-ts internals: CBOR reader strictness, log recovery (torn and corrupt tails), the
  * consistency-root computation, the policy on statements libbundle signs (accepted, the
- * record is libbundle's, a forgery is refused), and sluice-ts's own receipt encoder checked by
- * libbundle's receipt verifier (a separate implementation; forged or misplaced receipts fail).
+ * record is libbundle's, a forgery is refused), receipts signed with the service key checked
+ * against the COSE_Key we publish, and sluice-ts's own consistency receipts checked with
+ * libbundle's COSE verifier (forged ones fail).
  * Uses a temp dir, no network. */
 #include "bundle/bundle.h"
 #include "merkle/merkle.h"
@@ -183,7 +184,8 @@ static void test_policy_and_receipts_vs_bundle(void)
 	T_EQ_INT(bundle_statement_record(stmt, slen, &brec, &brlen), BUNDLE_OK);
 	T_CHECK(rlen == brlen && memcmp(rec, brec, rlen) == 0);
 
-	/* our receipt (entry 3 of 6) passes bundle's verifier with our service key */
+	/* the service key's receipts (libbundle issues them with ts_key_signer) verify with the
+	 * public COSE_Key we publish; our consistency receipts verify with libbundle's COSE check */
 	T_EQ_INT(ts_key_load_or_create(tmpdir, &tk, &created, err, sizeof err), 0);
 	T_EQ_INT(created, 1);
 	ts_key_cose(tk, &cose);
@@ -197,24 +199,34 @@ static void test_policy_and_receipts_vs_bundle(void)
 		merkle_tree_append(t, leaf);
 	}
 	merkle_tree_root(t, 6, root);
-	T_EQ_INT(ts_sth_sign(tk, "sluice-ts-test", 6, root, 1700000000, &sth), 0);
-	T_EQ_INT(merkle_tree_inclusion(t, 3, 6, path, &n), MERKLE_OK);
-	ts_receipt_inclusion(&sth, 3, (const uint8_t(*)[32])path, n, &rc);
-	T_CHECK(!rc.oom);
 	{
 		struct bundle_receipt_info info;
-		T_EQ_INT(bundle_receipt_verify(rc.p, rc.len, stmt, slen, tsk_pub, NULL, &info), BUNDLE_OK);
-		T_EQ_INT(info.tree_size, 6);
+		struct bundle_receipt_head *h = NULL;
+		struct bundle_receipt_hdr hdr = {.iss = "sluice-ts-test"};
+		uint8_t *ir = NULL, root3[32], got[32];
+		size_t il = 0;
+		T_EQ_INT(bundle_receipt_sign_head(ts_key_signer(tk), &hdr, 6, root, &h), BUNDLE_OK);
+		T_EQ_INT(merkle_tree_inclusion(t, 3, 6, path, &n), MERKLE_OK);
+		T_EQ_INT(bundle_receipt_issue(h, 3, (const uint8_t(*)[32])path, n, &ir, &il), BUNDLE_OK);
+		T_EQ_INT(bundle_receipt_verify(ir, il, stmt, slen, tsk_pub, NULL, &info), BUNDLE_OK);
 		T_EQ_INT(info.leaf_index, 3);
-		T_CHECK(memcmp(info.root, root, 32) == 0);
-		/* forged: a flipped signature bit, or the receipt for another entry */
+		T_CHECK(memcmp(info.kid.ptr, ts_key_kid(tk), 32) == 0);
+		free(ir);
+		bundle_receipt_head_free(h);
+
+		/* consistency receipt from 3 to 6 */
+		T_EQ_INT(ts_sth_sign(tk, "sluice-ts-test", 6, root, 1700000000, &sth), 0);
+		T_EQ_INT(merkle_tree_consistency(t, 3, 6, path, &n), MERKLE_OK);
+		ts_receipt_consistency(&sth, 3, (const uint8_t(*)[32])path, n, &rc);
+		T_CHECK(!rc.oom);
+		merkle_tree_root(t, 3, root3);
+		T_EQ_INT(ts_consistency_root(3, 6, root3, (const uint8_t(*)[32])path, n, got), 0);
+		T_CHECK(memcmp(got, root, 32) == 0);
+		T_EQ_INT(bundle_cose_verify(rc.p, rc.len, tsk_pub, got, 32), BUNDLE_OK);
+		/* forged: another root, or a flipped signature bit */
+		T_EQ_INT(bundle_cose_verify(rc.p, rc.len, tsk_pub, root3, 32), BUNDLE_ERR_SIGNATURE);
 		rc.p[rc.len - 1] ^= 1;
-		T_CHECK(bundle_receipt_verify(rc.p, rc.len, stmt, slen, tsk_pub, NULL, NULL) != BUNDLE_OK);
-		rc.p[rc.len - 1] ^= 1;
-		ts_buf_free(&rc);
-		merkle_tree_inclusion(t, 2, 6, path, &n);
-		ts_receipt_inclusion(&sth, 2, (const uint8_t(*)[32])path, n, &rc);
-		T_CHECK(bundle_receipt_verify(rc.p, rc.len, stmt, slen, tsk_pub, NULL, NULL) != BUNDLE_OK);
+		T_EQ_INT(bundle_cose_verify(rc.p, rc.len, tsk_pub, got, 32), BUNDLE_ERR_SIGNATURE);
 	}
 
 	/* forged statement: our policy refuses it */
