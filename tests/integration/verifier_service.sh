@@ -84,8 +84,10 @@ for i in $(seq 40); do # until the held request reached the handler
 done
 if [ "$code" = 503 ] && grep -qi '^Retry-After: 1' "$T/hdr"; then ok queue_full_503_retry_after; else fail queue_full_503_retry_after "got $code"; fi
 exec 7>&-
-sleep 0.3
-m=$(curl -s "$V/metrics")
+for i in $(seq 40); do # until the closed connection left the queue
+	m=$(curl -sf "$V/metrics") && break
+	sleep 0.05
+done
 [[ "$m" == *"sluice_verifier_rejected_busy_total "[1-9]* ]] && [[ "$m" == *'sluice_verifier_http_requests_total'* ]] \
 	&& ok metrics_after_queue || fail metrics_after_queue "$m"
 
