@@ -588,9 +588,11 @@ int agent_attest_release(struct agent_attest_state *s, char *why, size_t whylen)
 				 whylen))
 		return -1;
 	if (agent_release_write(payload, dir, &n, why, whylen)) {
+		agent_release_wipe(payload);
 		json_decref(payload);
 		return -1;
 	}
+	agent_release_wipe(payload);
 	json_decref(payload);
 	snprintf(line, sizeof line, "%zu credential(s)", n);
 	step_done(s, "release", line);

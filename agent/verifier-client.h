@@ -73,6 +73,8 @@ int agent_enroll(struct quote_ctx *q, const struct agent_http_opts *o, const cha
 int agent_release_unwrap(struct quote_ctx *q, const uint8_t *blob, size_t len, const uint8_t stmt_hash[32],
 			 json_t **ret, char *why, size_t whylen);
 
+/* Overwrite the payload's (base64) secrets in place; call before json_decref. */
+void agent_release_wipe(json_t *payload);
 /* Write the payload's credentials as files (mode 0400) into dir. */
 int agent_release_write(json_t *payload, const char *dir, size_t *ret_n, char *why, size_t whylen);
 

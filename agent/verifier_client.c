@@ -468,6 +468,16 @@ out:
 	return rc;
 }
 
+void agent_release_wipe(json_t *payload)
+{
+	const char *name;
+	json_t *v;
+	json_object_foreach(payload, name, v) {
+		if (json_is_string(v))
+			OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
+	}
+}
+
 int agent_release_write(json_t *payload, const char *dir, size_t *ret_n, char *why, size_t whylen)
 {
 	const char *name;

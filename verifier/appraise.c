@@ -477,6 +477,13 @@ out:
 		OPENSSL_cleanse(text, strlen(text));
 		free(text);
 	}
+	if (obj) {
+		const char *k;
+		json_t *v;
+		json_object_foreach(obj, k, v) {
+			OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
+		}
+	}
 	json_decref(obj);
 	EVP_CIPHER_CTX_free(ctx);
 	free(id);
