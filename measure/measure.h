@@ -153,7 +153,7 @@ const char *measure_manifest_alg(const struct measure_manifest *m);
 size_t measure_manifest_entries(const struct measure_manifest *m);
 /* Sum of regular file sizes. */
 uint64_t measure_manifest_bytes(const struct measure_manifest *m);
-/* Sockets seen and skipped by the tree walk (0 for archives and decoded manifests). */
+/* Sockets seen and skipped by the tree or archive walk (0 for decoded manifests). */
 uint64_t measure_manifest_sockets(const struct measure_manifest *m);
 /* The excludes in force ("/"-rooted, NUL-terminated, sorted). */
 size_t measure_manifest_n_excludes(const struct measure_manifest *m);
