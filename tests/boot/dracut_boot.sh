@@ -56,7 +56,7 @@ modprobe virtio_net 2>/dev/null
 i=0; while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
 EOF
-if ! SLUICE_BIN=$SLUICE SLUICE_CONF_DIR=$conf dracutbasedir=$db timeout 300 nice dracut --no-hostonly --force \
+if ! SLUICE_BIN=$SLUICE SLUICE_CONF_DIR=$conf dracutbasedir=$db timeout 300 nice dracut --no-hostonly --force --no-compress \
 	--kver "$KVER" --kmoddir "$KROOT/lib/modules/$KVER" -m "base rootfs-block udev-rules testnet sluice" \
 	--conf /dev/null --confdir "$TMP/empty" --tmpdir "$TMP" "$TMP/dracut.img" >"$TMP/dracut.log" 2>&1; then
 	fail setup "dracut failed"; tail -20 "$TMP/dracut.log" | sed 's/^/# /'; finish
