@@ -65,6 +65,7 @@ swtpm_up() {
 	local dir=$1; shift
 	SWTPM_TCTI=$("$TOP/swtpm/start.sh" "$dir" "$@") || return 1
 	on_exit "'$TOP/swtpm/stop.sh' '$dir'"
+	[ -s "$dir/swtpm.pid" ] && track_pid "$(cat "$dir/swtpm.pid")" # belt and braces
 	export SWTPM_TCTI
 }
 # swtpm_down DIR: stop the swtpm of DIR now (the state is kept; swtpm_up DIR restarts it,
