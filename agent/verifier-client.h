@@ -1,5 +1,5 @@
-/* The agent's side of the verifier API (private to agent/): a bounded HTTP client (libcurl,
- * no automatic redirects, timeouts, response size caps), the verifier calls (enrol, challenge,
+/* The agent's side of the verifier API (private to agent/): a bounded HTTP client (libscrapi's
+ * helper: no automatic redirects, timeouts, response size caps), the verifier calls (enrol, challenge,
  * attest), verdict verification, and unwrapping the released credential in the TPM.
  *
  * Wire format of the verifier API (docs/sluice-verifier.md): JSON bodies, binary fields in
@@ -22,7 +22,7 @@ struct agent_http_resp {
 	uint8_t *body; /* malloc'd, NUL-terminated (not counted in len) */
 	size_t len;
 	char content_type[128];
-	char location[1024];
+	char location[2048];
 	long retry_after; /* seconds, -1 if absent */
 };
 void agent_http_resp_clear(struct agent_http_resp *r);

@@ -1,11 +1,12 @@
-/* The agent's verifier client: bounded HTTP (libcurl), the verifier's JSON API, SCRAPI
- * registration, enrolment, and unwrapping released credentials in the TPM. */
+/* The agent's verifier client: bounded HTTP (libscrapi's helper), the verifier's JSON API,
+ * SCRAPI registration (libscrapi) with the receipt verified against the pinned key, enrolment,
+ * and unwrapping released credentials in the TPM. */
 #include "agent/agent.h"
 #include "agent/verifier-client.h"
 #include "bundle/bundle.h"
 #include "quote/quote.h"
+#include "scrapi/scrapi.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <limits.h>
 #include <openssl/crypto.h>
@@ -25,142 +26,55 @@ void agent_http_resp_clear(struct agent_http_resp *r)
 	memset(r, 0, sizeof *r);
 }
 
-struct sink {
-	struct agent_http_resp *r;
-	size_t max;
-	int too_big;
-};
-
-static size_t on_body(char *ptr, size_t size, size_t n, void *ud)
-{
-	struct sink *s = ud;
-	size_t add = size * n;
-	uint8_t *np;
-	if (s->r->len + add > s->max) {
-		s->too_big = 1;
-		return 0;
-	}
-	np = realloc(s->r->body, s->r->len + add + 1);
-	if (!np)
-		return 0;
-	s->r->body = np;
-	memcpy(np + s->r->len, ptr, add);
-	s->r->len += add;
-	np[s->r->len] = 0;
-	return add;
-}
-
-static size_t on_header(char *buf, size_t size, size_t n, void *ud)
-{
-	struct agent_http_resp *r = ud;
-	size_t len = size * n, s, e;
-	char *dst = NULL;
-	size_t cap = 0;
-
-	if (len > 9 && strncasecmp(buf, "Location:", 9) == 0) {
-		s = 9;
-		dst = r->location;
-		cap = sizeof r->location;
-	} else if (len > 13 && strncasecmp(buf, "Content-Type:", 13) == 0) {
-		s = 13;
-		dst = r->content_type;
-		cap = sizeof r->content_type;
-	} else if (len > 12 && strncasecmp(buf, "Retry-After:", 12) == 0) {
-		r->retry_after = strtol(buf + 12, NULL, 10);
-		return len;
-	} else {
-		return len;
-	}
-	e = len;
-	while (s < e && (buf[s] == ' ' || buf[s] == '\t'))
-		s++;
-	while (e > s && (buf[e - 1] == '\r' || buf[e - 1] == '\n' || buf[e - 1] == ' '))
-		e--;
-	if (e - s < cap) {
-		memcpy(dst, buf + s, e - s);
-		dst[e - s] = 0;
-	}
-	return len;
-}
-
-static int loopback(const char *url)
-{
-	const char *h = strstr(url, "://");
-	if (!h)
-		return 0;
-	h += 3;
-	return strncmp(h, "127.", 4) == 0 || strncmp(h, "localhost", 9) == 0 || strncmp(h, "[::1]", 5) == 0;
-}
-
+/* One exchange through libscrapi's bounded HTTP helper (no automatic redirects, timeouts,
+ * size cap, plain http only to loopback unless allowed). */
 int agent_http(const struct agent_http_opts *o, const char *method, const char *url, const char *content_type,
 	       const void *body, size_t len, const char *accept, struct agent_http_resp *ret, char *err, size_t errlen)
 {
-	static int inited;
-	CURL *c;
-	struct curl_slist *hl = NULL;
-	struct sink s = {.r = ret, .max = o && o->max_body ? o->max_body : AGENT_HTTP_MAX_BODY};
-	char hdr[256];
-	CURLcode cc;
+	struct scrapi_http_cfg hc = {0};
+	struct scrapi_http_req rq = {0};
+	struct scrapi_http_resp rs;
+	struct scrapi_http *h = NULL;
+	enum scrapi_err se;
 	double timeout = o && o->timeout > 0 ? o->timeout : 30;
 
 	memset(ret, 0, sizeof *ret);
-	ret->retry_after = -1;
-	if (strncmp(url, "https://", 8) != 0) {
-		if (strncmp(url, "http://", 7) != 0) {
-			snprintf(err, errlen, "%s: only http:// and https:// URLs", url);
-			return -1;
-		}
-		if (!loopback(url) && !(o && o->insecure_http)) {
-			snprintf(err, errlen, "%s: plain http to a non-loopback host needs --insecure-http", url);
-			return -1;
-		}
-	}
-	if (!inited) {
-		curl_global_init(CURL_GLOBAL_DEFAULT);
-		inited = 1;
-	}
-	if (!(c = curl_easy_init())) {
-		snprintf(err, errlen, "curl_easy_init failed");
+	memset(&rs, 0, sizeof rs);
+	hc.ca_file = o ? o->ca_file : NULL;
+	hc.insecure_http = o ? o->insecure_http : 0;
+	hc.timeout_ms = (long)(timeout * 1000);
+	hc.connect_timeout_ms = hc.timeout_ms < 5000 ? hc.timeout_ms : 5000;
+	hc.max_response = o && o->max_body ? o->max_body : AGENT_HTTP_MAX_BODY;
+	hc.user_agent = "sluice/" SLUICE_VERSION;
+	if ((se = scrapi_http_new(&hc, &h)) != SCRAPI_OK) {
+		snprintf(err, errlen, "%s: %s", url, scrapi_strerror(se));
 		return -1;
 	}
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(timeout * 1000 < 5000 ? timeout * 1000 : 5000));
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000));
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, ret);
-	if (o && o->ca_file)
-		curl_easy_setopt(c, CURLOPT_CAINFO, o->ca_file);
-	if (accept) {
-		snprintf(hdr, sizeof hdr, "Accept: %s", accept);
-		hl = curl_slist_append(hl, hdr);
-	}
-	if (body) {
-		snprintf(hdr, sizeof hdr, "Content-Type: %s", content_type ? content_type : "application/octet-stream");
-		hl = curl_slist_append(hl, hdr);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	}
-	hl = curl_slist_append(hl, "Expect:");
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	cc = curl_easy_perform(c);
-	curl_slist_free_all(hl);
-	if (cc != CURLE_OK) {
-		if (s.too_big)
-			snprintf(err, errlen, "%s: answer larger than %zu bytes", url, s.max);
-		else
-			snprintf(err, errlen, "%s: %s", url, curl_easy_strerror(cc));
-		curl_easy_cleanup(c);
-		agent_http_resp_clear(ret);
+	rq.method = method;
+	rq.url = url;
+	rq.content_type = content_type;
+	rq.accept = accept;
+	rq.body = body;
+	rq.body_len = len;
+	se = scrapi_http_do(h, &rq, &rs);
+	if (se != SCRAPI_OK) {
+		snprintf(err, errlen, "%s: %s (%s)", url, scrapi_strerror(se), scrapi_http_last_cause(h));
+		scrapi_http_free(h);
 		return -1;
 	}
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &ret->status);
-	curl_easy_cleanup(c);
+	ret->status = rs.status;
+	ret->body = rs.body;
+	ret->len = rs.body_len;
+	rs.body = NULL;
+	snprintf(ret->content_type, sizeof ret->content_type, "%s", rs.content_type);
+	snprintf(ret->location, sizeof ret->location, "%s", rs.location);
+	ret->retry_after = rs.retry_after;
+	scrapi_http_resp_clear(&rs);
+	scrapi_http_free(h);
+	if (!ret->body && !(ret->body = calloc(1, 1))) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	return 0;
 }
 
@@ -262,63 +176,42 @@ int agent_ts_register(const struct agent_http_opts *o, const char *ts_url, const
 		      const uint8_t *stmt, size_t stmt_len, double budget, uint8_t **ret, size_t *ret_len, char *err,
 		      size_t errlen)
 {
-	char url[2048], base[1024];
-	struct agent_http_resp r;
-	struct agent_http_opts oo = o ? *o : (struct agent_http_opts){0};
-	double start = agent_now(), backoff = 0.05;
-	size_t bl;
+	struct scrapi_cfg sc = {0};
+	struct scrapi_client *c = NULL;
+	struct scrapi_result res;
+	enum scrapi_err se;
 	enum bundle_err be;
+	int rc = -1;
 
-	snprintf(base, sizeof base, "%s", ts_url);
-	bl = strlen(base);
-	while (bl && base[bl - 1] == '/')
-		base[--bl] = 0;
-	snprintf(url, sizeof url, "%s/entries", base);
-	oo.timeout = budget;
-	oo.max_body = 1u << 20;
-	if (agent_http(&oo, "POST", url, "application/cose", stmt, stmt_len, "application/cose", &r, err, errlen))
+	memset(&res, 0, sizeof res);
+	sc.url = ts_url;
+	sc.http.ca_file = o ? o->ca_file : NULL;
+	sc.http.insecure_http = o ? o->insecure_http : 0;
+	sc.http.user_agent = "sluice/" SLUICE_VERSION;
+	sc.budget = budget;
+	if ((se = scrapi_client_new(&sc, &c)) != SCRAPI_OK) {
+		snprintf(err, errlen, "%s: %s", ts_url, scrapi_strerror(se));
 		return -1;
-	while (r.status == 303 || r.status == 302 || r.status == 202) {
-		double left = budget - (agent_now() - start);
-		double wait = r.retry_after >= 0 ? (double)r.retry_after : backoff;
-		if (!r.location[0]) {
-			snprintf(err, errlen, "%s: HTTP %ld without Location", url, r.status);
-			goto fail;
-		}
-		if (wait >= left) {
-			snprintf(err, errlen, "%s: registration still pending when the budget ran out", url);
-			goto fail;
-		}
-		usleep((useconds_t)(wait * 1e6));
-		backoff = backoff * 2 > 2 ? 2 : backoff * 2;
-		if (r.location[0] == '/')
-			snprintf(url, sizeof url, "%s%s", base, r.location);
-		else
-			snprintf(url, sizeof url, "%s", r.location);
-		agent_http_resp_clear(&r);
-		oo.timeout = left - wait;
-		if (agent_http(&oo, "GET", url, NULL, NULL, 0, "application/cose", &r, err, errlen))
-			return -1;
 	}
-	if (r.status != 200 && r.status != 201) {
-		char t[128] = "", d[256] = "";
-		if (r.len)
-			bundle_problem_decode(r.body, r.len, t, sizeof t, d, sizeof d);
-		snprintf(err, errlen, "%s: HTTP %ld%s%s%s%s", url, r.status, t[0] ? ": " : "", t, d[0] ? ": " : "", d);
-		goto fail;
+	if ((se = scrapi_register(c, stmt, stmt_len, &res)) != SCRAPI_OK) {
+		snprintf(err, errlen, "%s: %s (%s)", ts_url, scrapi_strerror(se), scrapi_last_cause(c));
+		goto out;
 	}
-	be = bundle_receipt_verify(r.body, r.len, stmt, stmt_len, NULL, ts_keys, NULL);
+	/* libscrapi does not verify receipts: the pinned key decides. */
+	be = bundle_receipt_verify(res.receipt, res.receipt_len, stmt, stmt_len, NULL, ts_keys, NULL);
 	if (be != BUNDLE_OK) {
 		snprintf(err, errlen, "the transparency service's receipt does not verify: %s (%s)", bundle_strerror(be),
 			 bundle_last_cause());
-		goto fail;
+		goto out;
 	}
-	*ret = r.body;
-	*ret_len = r.len;
-	return 0;
-fail:
-	agent_http_resp_clear(&r);
-	return -1;
+	*ret = res.receipt;
+	*ret_len = res.receipt_len;
+	res.receipt = NULL;
+	rc = 0;
+out:
+	scrapi_result_clear(&res);
+	scrapi_client_free(c);
+	return rc;
 }
 
 int agent_enroll(struct quote_ctx *q, const struct agent_http_opts *o, const char *verifier_url, const char *host_id,

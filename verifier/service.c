@@ -387,7 +387,7 @@ enum verifier_err verifier_svc_open(const struct verifier_svc_cfg *cfg, struct v
 	pthread_mutex_init(&svc->pol.mu, NULL);
 	verifier_metrics_init(&svc->metrics);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	pthread_key_create(&svc->http_key, verifier_ts_curl_free);
+	pthread_key_create(&svc->http_key, verifier_ts_client_free);
 	if (!(svc->pol.path = strdup(cfg->policy_path))) {
 		rc = VERIFIER_ERR_NOMEM;
 		goto fail;

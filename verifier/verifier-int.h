@@ -233,7 +233,7 @@ struct verifier_svc {
 	struct verifier_keycache *keys;   /* parsed AKs and statement keys */
 	int inflight;                     /* atomic */
 	void *mhd;                        /* struct MHD_Daemon */
-	pthread_key_t http_key;           /* per-thread HTTP client (verdict registration) */
+	pthread_key_t http_key;           /* per-thread SCRAPI client (verdict registration) */
 	char err[512];
 };
 
@@ -257,7 +257,7 @@ json_t *verifier_problem(int status, int *ret_status, const char *title, const c
 enum verifier_err verifier_ts_register(struct verifier_svc *svc, const uint8_t *stmt, size_t len, uint8_t **ret,
 				       size_t *ret_len, char *err, size_t errlen);
 
-void verifier_ts_curl_free(void *curl);
+void verifier_ts_client_free(void *client);
 
 /* ---- CBOR bodies (cbor.c) ---- */
 /* A request body (CBOR map, text keys) as the equivalent JSON object (bytes -> base64). */
