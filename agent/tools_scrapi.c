@@ -69,10 +69,12 @@ enum tools_err tools_scrapi_register(const struct tools_call_cfg *cfg, const uin
 		}
 		usleep((useconds_t)(wait * 1e6));
 		backoff = backoff * 2 > 2 ? 2 : backoff * 2;
-		if (r.location[0] == '/')
-			snprintf(url, sizeof url, "%s%s", base, r.location);
-		else
-			snprintf(url, sizeof url, "%s", r.location);
+		int n = r.location[0] == '/' ? snprintf(url, sizeof url, "%s%s", base, r.location)
+					    : snprintf(url, sizeof url, "%s", r.location);
+		if (n < 0 || (size_t)n >= sizeof url) {
+			snprintf(detail, detaillen, "registration Location too long");
+			goto fail;
+		}
 		agent_http_resp_clear(&r);
 		o.timeout = left - wait;
 		if (agent_http(&o, "GET", url, NULL, NULL, 0, "application/cose", &r, err, sizeof err)) {
