@@ -60,7 +60,9 @@ res=$("$BENCH" load "$T/requests" "$V" "$C")
 v1=$(cpu $VPID); t1=$(cpu $TSPID)
 hz=$(getconf CLK_TCK)
 echo "sluice-verifier: $res (concurrency $C)"
-echo "CPU per appraisal: verifier $(echo "scale=3; ($v1 - $v0) * 1000 / $hz / $N" | bc) ms, sluice-ts (verdict registration) $(echo "scale=3; ($t1 - $t0) * 1000 / $hz / $N" | bc) ms (load average now: $(cut -d' ' -f1 /proc/loadavg); other work on the machine lowers the rate)"
+vms=$(echo "scale=3; ($v1 - $v0) * 1000 / $hz / $N" | bc)
+echo "CPU per appraisal: verifier $vms ms, sluice-ts (verdict registration) $(echo "scale=3; ($t1 - $t0) * 1000 / $hz / $N" | bc) ms (load average now: $(cut -d' ' -f1 /proc/loadavg); other work on the machine lowers the rate)"
+[ "$v1" -gt "$v0" ] && echo "verifier capacity from its CPU use: $(echo "1000 / $vms" | bc) appraisals/s per core"
 rate=$(echo "$res" | sed -n 's/.*rate=\([0-9]*\).*/\1/p')
 aff=$(echo "$res" | sed -n 's/.*affirming=\([0-9]*\).*/\1/p')
 
