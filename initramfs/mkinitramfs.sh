@@ -55,8 +55,11 @@ die() { echo "mkinitramfs: $*" >&2; exit 1; }
 [ -d "$kroot/lib/modules/$kver" ] || die "no modules for '$kver' under $kroot/lib/modules"
 [ -x /bin/busybox ] || die "busybox-static is not installed (/bin/busybox)"
 busybox --list >/dev/null 2>&1 || die "/bin/busybox is not a working busybox"
-file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' || ldd /bin/busybox 2>&1 | grep -q 'not a dynamic' \
-	|| die "/bin/busybox is not static (install busybox-static)"
+# (no `| grep -q` under pipefail: an early exit of grep can fail the pipeline with SIGPIPE)
+case "$(ldd /bin/busybox 2>&1)" in
+*"not a dynamic"*) ;;
+*) die "/bin/busybox is not static (install busybox-static)" ;;
+esac
 
 stage=$(mktemp -d "${TMPDIR:-/tmp}/mkinitramfs.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
@@ -98,14 +101,14 @@ if [ -n "$sluice" ]; then
 	[ -x "$sluice" ] || die "sluice binary '$sluice' not executable"
 	cp "$sluice" sbin/sluice
 	copy_closure "$sluice"
-	dev=$(ldconfig -p | awk '/libtss2-tcti-device.so.0 .*x86-64/{print $NF; exit}')
+	dev=$(ldconfig -p | awk '/libtss2-tcti-device.so.0 .*x86-64/ && !f {print $NF; f = 1}')
 	[ -n "$dev" ] || die "libtss2-tcti-device.so.0 not found (install libtss2-dev)"
 	mkdir -p ".$(dirname "$dev")"
 	cp -L "$dev" ".$dev"
 	copy_closure "$dev"
 	if [ -n "$slim" ]; then
 		for icu in $(find . -name 'libicudata.so.*' -type f); do
-			sym=$(nm -D --defined-only "$icu" | awk '$3 ~ /^icudt[0-9]+_dat$/ {print $3; exit}')
+			sym=$(nm -D --defined-only "$icu" | awk '$3 ~ /^icudt[0-9]+_dat$/ && !f {print $3; f = 1}')
 			soname=$(readelf -d "$icu" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
 			[ -n "$sym" ] && [ -n "$soname" ] || die "slim: cannot read the ICU data symbol of $icu"
 			printf '/* empty ICU data: udata finds no valid package and reports U_MISSING_RESOURCE */\n%s\n' \

@@ -14,7 +14,9 @@
 #       -u                          UEFI (OVMF) instead of SeaBIOS
 #       -a "ARGS"                   extra kernel command line
 #       -w SECONDS                  timeout (default $BOOT_TIMEOUT)
-#     returns QEMU's status, 124 on timeout; BOOT_SECONDS holds the wall time.
+#       -e PATTERN                  stop the guest 8 s after the console matches PATTERN (grep -E),
+#                                   for guests that would wait forever (an emergency shell)
+#     returns QEMU's status, 124 on timeout, 0 when stopped by -e; BOOT_SECONDS holds the wall time.
 #   boot_console NAME               print the guest console, each line prefixed "# "
 #   boot_expect NAME CASE PATTERN   ok CASE if the console matches the (grep -E) pattern, else
 #                                   not ok + the console
@@ -85,11 +87,11 @@ boot_initramfs() { # OUT args...
 
 boot_qemu() {
 	local name=$1; shift
-	local initrd= root= tpm= uefi= append= wait=$BOOT_TIMEOUT ports=() opt OPTIND=1
-	while getopts "i:r:t:p:ua:w:" opt; do
+	local initrd= root= tpm= uefi= append= wait=$BOOT_TIMEOUT ports=() opt OPTIND=1 stop_on=
+	while getopts "i:r:t:p:ua:w:e:" opt; do
 		case $opt in
 		i) initrd=$OPTARG ;; r) root=$OPTARG ;; t) tpm=$OPTARG ;; p) ports+=("$OPTARG") ;;
-		u) uefi=1 ;; a) append=$OPTARG ;; w) wait=$OPTARG ;; *) return 2 ;;
+		u) uefi=1 ;; a) append=$OPTARG ;; w) wait=$OPTARG ;; e) stop_on=$OPTARG ;; *) return 2 ;;
 		esac
 	done
 	boot_kernel || return 1
@@ -121,8 +123,22 @@ boot_qemu() {
 		-monitor none -no-reboot \
 		-chardev socket,id=chrtpm,path="$sock" -tpmdev emulator,id=tpm0,chardev=chrtpm -device tpm-tis,tpmdev=tpm0 \
 		-drive file="$root",format=raw,if=virtio,readonly=on "${net[@]}" \
-		</dev/null >"$TMP/$name.qemu.log" 2>&1
+		</dev/null >"$TMP/$name.qemu.log" 2>&1 &
+	local qpid=$! seen=
+	track_pid $qpid
+	if [ -n "$stop_on" ]; then
+		while kill -0 $qpid 2>/dev/null; do
+			if [ -z "$seen" ] && grep -Eaq "$stop_on" "$con" 2>/dev/null; then seen=$(date +%s); fi
+			if [ -n "$seen" ] && [ $(($(date +%s) - seen)) -ge 8 ]; then
+				pkill -TERM -P $qpid 2>/dev/null; kill $qpid 2>/dev/null
+				break
+			fi
+			sleep 0.5
+		done
+	fi
+	wait $qpid
 	rc=$?
+	[ -n "$seen" ] && rc=0
 	BOOT_SECONDS=$(echo "$(date +%s.%N) - $start" | bc)
 	[ -n "$swpid" ] && kill "$swpid" 2>/dev/null
 	rm -f "$sock"
