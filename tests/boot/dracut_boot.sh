@@ -5,6 +5,11 @@
 # module (89testnet, made below, not part of the product) brings up eth0 before the hook.
 #   dracut_gate_opens      good root: the gate opens in pre-pivot, the credential reaches the root
 #   dracut_gate_blocks     changed root: FAILED appraise, sluice halts, dracut never switches
+# and the same with systemd in the initrd (sluice-gate.service; 89testnet is then a unit):
+#   dracut_systemd_gate_opens          the unit opens the gate, systemd switches root
+#   dracut_systemd_failure_blocks_switch  with fail=shell (sluice exits 1 and leaves the stop to
+#                                      the framework) the failed unit keeps systemd from ever
+#                                      starting initrd-switch-root.service
 . "$(dirname "$0")/../lib.sh"
 . "$TOP/tests/boot/lib-boot.sh"
 
@@ -25,6 +30,7 @@ c=/run/credentials/@initrd/tool-token
 poweroff -f
 EOF
 boot_testroot "$TMP/root" "$TMP/rinit"
+echo "ID=sluice-test" >"$TMP/root/etc/os-release" # systemd switches only into an OS tree
 DIGEST=$("$SLUICE" measure "$TMP/root" | grep -o 'sha256:[0-9a-f]*' | head -1)
 boot_world_policy "$W" "$DIGEST"
 boot_mkroot "$TMP/root" "$TMP/root.img" 16M
@@ -48,7 +54,25 @@ cat >"$db/modules.d/89testnet/module-setup.sh" <<'EOF'
 check() { return 255; }
 depends() { return 0; }
 installkernel() { instmods virtio_net; }
-install() { inst_multiple ip; inst_hook pre-pivot 50 "$moddir/testnet.sh"; }
+install() {
+	inst_multiple ip sh modprobe sleep
+	if dracut_module_included "systemd"; then
+		inst_simple "$moddir/testnet.sh" /usr/bin/testnet.sh
+		inst_simple "$moddir/testnet.service" "$systemdsystemunitdir/testnet.service"
+		$SYSTEMCTL -q --root "$initdir" add-wants initrd.target testnet.service
+	else
+		inst_hook pre-pivot 50 "$moddir/testnet.sh"
+	fi
+}
+EOF
+cat >"$db/modules.d/89testnet/testnet.service" <<'EOF'
+[Unit]
+DefaultDependencies=no
+Before=sluice-gate.service network-online.target
+After=systemd-udevd.service
+[Service]
+Type=oneshot
+ExecStart=/bin/sh /usr/bin/testnet.sh
 EOF
 cat >"$db/modules.d/89testnet/testnet.sh" <<'EOF'
 #!/bin/sh
@@ -80,5 +104,32 @@ if ! grep -q ROOT-REACHED "$con" && grep -q 'sluice: FAILED appraise: rootfs.dig
 	ok dracut_gate_blocks
 else
 	fail dracut_gate_blocks "the changed root was not refused"; boot_console dbad
+fi
+
+# ---- systemd in the initrd: sluice-gate.service ----
+[ -x /usr/lib/systemd/systemd ] || { fail dracut_systemd_gate_opens "systemd not installed on this host"; finish; }
+echo "allow_shell = yes" >>"$conf/sluice.conf"
+if ! SLUICE_BIN=$SLUICE SLUICE_CONF_DIR=$conf dracutbasedir=$db timeout 300 nice dracut --no-hostonly --force --no-compress \
+	--kver "$KVER" --kmoddir "$KROOT/lib/modules/$KVER" \
+	-m "systemd systemd-initrd dracut-systemd base rootfs-block udev-rules testnet sluice" \
+	--conf /dev/null --confdir "$TMP/empty" --tmpdir "$TMP" "$TMP/dracut-sd.img" >"$TMP/dracut-sd.log" 2>&1; then
+	fail dracut_systemd_gate_opens "dracut (systemd) failed"; tail -20 "$TMP/dracut-sd.log" | sed 's/^/# /'; finish
+fi
+SDAPPEND="root=/dev/vda rootfstype=ext4 ro fsck.mode=skip rd.shell=0"
+boot_qemu sdgood -i "$TMP/dracut-sd.img" -r "$TMP/root.img" -t "$W_TPMSTATE" -p "$W_VP" -p "$W_TSP" -a "$SDAPPEND"
+con=$TMP/sdgood.console
+if grep -q "^CRED mode=400 $(cat "$W/release/tool-token")" <(tr -d '\r' <"$con") && grep -q 'sluice: seal ok' "$con"; then
+	ok dracut_systemd_gate_opens
+else
+	fail dracut_systemd_gate_opens "no switch with the released credential"; boot_console sdgood
+fi
+boot_qemu sdbad -i "$TMP/dracut-sd.img" -r "$TMP/root2.img" -t "$W_TPMSTATE" -p "$W_VP" -p "$W_TSP" \
+	-a "$SDAPPEND sluice.fail=shell" -e 'Failed to start.*sluice-ga' -w 180
+con=$TMP/sdbad.console
+if ! grep -q ROOT-REACHED "$con" && grep -q 'sluice: FAILED appraise: rootfs.digest.unknown' "$con" &&
+	grep -Eaq 'Failed to start.*sluice-ga' "$con" && grep -Eaq 'Dependency failed for.*init' "$con" && ! grep -Eaq 'Starting.*initrd-switch-root.service' "$con"; then
+	ok dracut_systemd_failure_blocks_switch
+else
+	fail dracut_systemd_failure_blocks_switch "the failed gate did not block the switch"; boot_console sdbad
 fi
 finish
