@@ -115,7 +115,7 @@ static const struct key keys[] = {
 	STR(root, K_STR, 0),
 	STR(rootfstype, K_STR, 0),
 	STR(sysroot, K_PATH, 0),
-	STR(init, K_PATH, 0),
+	STR(init, K_PATH, 1), /* what runs with the released credentials: not from the command line */
 	STR(eventlog, K_PATH, 0),
 	STR(out_dir, K_PATH, 1),
 	STR(cred_dir, K_PATH, 1),

@@ -137,6 +137,9 @@ static void test_cmdline_cannot_touch_trust(void)
 	T_EQ_INT(boot_cfg_parse_cmdline(&cfg, "sluice.insecure_http=yes", err, sizeof err), -1);
 	T_EQ_INT(boot_cfg_parse_cmdline(&cfg, "sluice.allow_shell=yes", err, sizeof err), -1);
 	T_EQ_INT(boot_cfg_parse_cmdline(&cfg, "sluice.cred_dir=/tmp", err, sizeof err), -1);
+	/* init= would let the command line pick what runs with the released credentials */
+	T_EQ_INT(boot_cfg_parse_cmdline(&cfg, "sluice.init=/bin/sh", err, sizeof err), -1);
+	T_EQ_STR(cfg.init, "/sbin/init");
 	/* the shell: not from the command line alone ... */
 	T_EQ_INT(boot_cfg_parse_cmdline(&cfg, "sluice.fail=shell", err, sizeof err), -1);
 	T_CHECK(strstr(err, "allow_shell") != NULL);
