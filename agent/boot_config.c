@@ -120,7 +120,7 @@ static const struct key keys[] = {
 	STR(out_dir, K_PATH, 1),
 	STR(cred_dir, K_PATH, 1),
 	STR(ip, K_STR, 0),
-	{"exclude", K_EXCLUDE, 0, 0, 0},
+	{"exclude", K_EXCLUDE, 0, 0, 1}, /* part of the measured identity */
 	{"pcr", K_PCR, offsetof(struct boot_cfg, pcr), 0, 0},
 	{"fail", K_FAIL, offsetof(struct boot_cfg, fail), 0, 0},
 	{"budget", K_SECONDS, offsetof(struct boot_cfg, budget), 0, 0},

@@ -43,9 +43,9 @@ static void usage(FILE *f)
 		"  --print         print the effective configuration and exit\n\n"
 		"Configuration keys (key = value; the kernel command line overrides with sluice.KEY=VALUE):\n"
 		"  verifier, ts, host_id, tcti, pcr, fail (halt|reboot|retry|shell), budget, retry_delay,\n"
-		"  retry_max_delay, root, rootfstype, root_wait, sysroot, exclude, eventlog, ip;\n"
+		"  retry_max_delay, root, rootfstype, root_wait, sysroot, eventlog, ip;\n"
 		"  file only: verifier_key, ts_key, ca_file, insecure_http, allow_shell, out_dir, cred_dir,\n"
-		"  init.\n"
+		"  init, exclude.\n"
 		"Exit status (hook mode): 0 the gate opened, 1 refused or failed, 2 usage.\n"
 		"See docs/boot.md.\n");
 }

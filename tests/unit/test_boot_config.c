@@ -25,6 +25,8 @@ static void test_defaults(void)
 	T_EQ_STR(cfg.tcti, "device:/dev/tpmrm0");
 	T_EQ_STR(cfg.sysroot, "/sysroot");
 	T_EQ_STR(cfg.init, "/sbin/init");
+	T_EQ_INT(boot_cfg_parse_cmdline(&cfg, "sluice.exclude=/usr/bin", err, sizeof err), -1);
+	T_EQ_INT(cfg.n_excludes, 0);
 	T_EQ_STR(cfg.out_dir, "/run/sluice");
 	T_EQ_STR(cfg.cred_dir, "/run/credentials/@initrd");
 	T_EQ_STR(cfg.verifier_key, "/etc/sluice/keys/verifier.pem");
@@ -140,6 +142,8 @@ static void test_cmdline_cannot_touch_trust(void)
 	/* init= would let the command line pick what runs with the released credentials */
 	T_EQ_INT(boot_cfg_parse_cmdline(&cfg, "sluice.init=/bin/sh", err, sizeof err), -1);
 	T_EQ_STR(cfg.init, "/sbin/init");
+	T_EQ_INT(boot_cfg_parse_cmdline(&cfg, "sluice.exclude=/usr/bin", err, sizeof err), -1);
+	T_EQ_INT(cfg.n_excludes, 0);
 	/* the shell: not from the command line alone ... */
 	T_EQ_INT(boot_cfg_parse_cmdline(&cfg, "sluice.fail=shell", err, sizeof err), -1);
 	T_CHECK(strstr(err, "allow_shell") != NULL);
