@@ -1,6 +1,9 @@
 /* The verifier's state: one SQLite database (WAL, synchronous=NORMAL) under --state DIR.
  * One connection behind a mutex: appraisals write a few small rows each, and SQLite in WAL
- * mode commits those in microseconds; the crypto runs outside the lock. */
+ * mode commits those in microseconds; the crypto runs outside the lock. The database belongs
+ * to this one process (locking_mode=EXCLUSIVE): the WAL index lives in the heap instead of a
+ * shared -shm mapping and no transaction takes or drops POSIX file locks (fcntl), which was
+ * ~4% of an appraisal's CPU. Another process cannot use the database while the verifier runs. */
 #include "verifier/verifier-int.h"
 
 #include <errno.h>
@@ -118,8 +121,11 @@ enum verifier_err verifier_store_open(const char *dir, struct verifier_store **r
 	    SQLITE_OK)
 		goto fail;
 	sqlite3_busy_timeout(s->db, 5000);
-	if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;", NULL,
-			 NULL, &msg) != SQLITE_OK ||
+	/* locking_mode before journal_mode: WAL then keeps its index in the heap (no -shm). */
+	if (sqlite3_exec(s->db,
+			 "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+			 "PRAGMA foreign_keys=ON;",
+			 NULL, NULL, &msg) != SQLITE_OK ||
 	    sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK)
 		goto fail;
 	*ret = s;
