@@ -29,7 +29,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 out= kroot= kver= sluice= conf= vkey= tkey= init=$here/init
 adds=() extra_mods=() slim=
 MODULES="virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk \
-failover net_failover virtio_net crc16 mbcache jbd2 crc32c_generic ext4"
+failover net_failover virtio_net virtio_rng crc16 mbcache jbd2 crc32c_generic ext4"
 
 usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
 while getopts "o:k:K:s:c:V:T:i:a:m:Sh" opt; do

@@ -122,7 +122,7 @@ boot_qemu() {
 		-append "console=ttyS0 panic=-1 quiet $append" -display none -serial file:"$con" \
 		-monitor none -no-reboot \
 		-chardev socket,id=chrtpm,path="$sock" -tpmdev emulator,id=tpm0,chardev=chrtpm -device tpm-tis,tpmdev=tpm0 \
-		-drive file="$root",format=raw,if=virtio,readonly=on "${net[@]}" \
+		-drive file="$root",format=raw,if=virtio,readonly=on "${net[@]}" -device virtio-rng-pci \
 		</dev/null >"$TMP/$name.qemu.log" 2>&1 &
 	local qpid=$! seen=
 	track_pid $qpid
