@@ -135,6 +135,83 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 	*con_cls = NULL;
 }
 
+/* The common request body, a flat JSON object whose values are plain strings (host id and
+ * base64), parsed without jansson's per-character lexer (~50 us for a 2 KB attest body, 5% of an
+ * appraisal). Only printable ASCII without escapes is taken here; anything else (escapes,
+ * non-ASCII, numbers, nesting, a repeated key, a syntax error) returns NULL and the body goes
+ * through json_loadb, which gives the same object or the same rejection as before. */
+static const char *skip_ws(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+static const char *plain_string(const char *p, const char *end, const char **ret, size_t *len)
+{
+	const char *q;
+	if (p >= end || *p != '"')
+		return NULL;
+	for (q = ++p; q < end && *q != '"'; q++)
+		if ((unsigned char)*q < 0x20 || (unsigned char)*q > 0x7e || *q == '\\')
+			return NULL;
+	if (q >= end)
+		return NULL;
+	*ret = p;
+	*len = (size_t)(q - p);
+	return q + 1;
+}
+
+static json_t *flat_object(const char *body, size_t len)
+{
+	const char *p = body, *end = body + len, *k, *v;
+	size_t kl, vl;
+	char key[64];
+	json_t *o = json_object();
+
+	if (!o)
+		return NULL;
+	p = skip_ws(p, end);
+	if (p >= end || *p++ != '{')
+		goto slow;
+	p = skip_ws(p, end);
+	if (p < end && *p == '}') {
+		p++;
+		goto done;
+	}
+	for (;;) {
+		json_t *js;
+		if (!(p = plain_string(p, end, &k, &kl)) || kl >= sizeof key)
+			goto slow;
+		p = skip_ws(p, end);
+		if (p >= end || *p++ != ':')
+			goto slow;
+		p = skip_ws(p, end);
+		if (!(p = plain_string(p, end, &v, &vl)))
+			goto slow;
+		memcpy(key, k, kl);
+		key[kl] = 0;
+		if (json_object_get(o, key) || !(js = json_stringn_nocheck(v, vl)) || json_object_set_new_nocheck(o, key, js))
+			goto slow;
+		p = skip_ws(p, end);
+		if (p < end && *p == ',') {
+			p = skip_ws(p + 1, end);
+			continue;
+		}
+		if (p < end && *p == '}') {
+			p++;
+			break;
+		}
+		goto slow;
+	}
+done:
+	if (skip_ws(p, end) == end)
+		return o;
+slow:
+	json_decref(o);
+	return NULL;
+}
+
 static json_t *dispatch_post(struct verifier_svc *svc, struct MHD_Connection *c, const char *url, struct req *rq,
 			     int *status)
 {
@@ -147,7 +224,7 @@ static json_t *dispatch_post(struct verifier_svc *svc, struct MHD_Connection *c,
 		req = verifier_cbor_to_json((const uint8_t *)(rq->body ? rq->body : ""), rq->len, err, sizeof err);
 		if (!req)
 			return verifier_problem(400, status, "Malformed request", "CBOR body: %s", err);
-	} else {
+	} else if (!(req = flat_object(rq->body ? rq->body : "", rq->len))) {
 		req = json_loadb(rq->body ? rq->body : "", rq->len, JSON_REJECT_DUPLICATES, &je);
 		if (!req || !json_is_object(req)) {
 			json_decref(req);
