@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/boot.sh: what the sluice gate adds to a boot. The same QEMU boot (SeaBIOS, TCG, same
 # kernel, same 64 MiB ext4 root, same swtpm) with the plain busybox initramfs (mount + switch_root)
-# and with the sluice initramfs, default and slim (-S: no ICU data), (measure, quote, register, appraise, release, seal, switch_root
+# and with the sluice initramfs (measure, quote, register, appraise, release, seal, switch_root
 # against sluice-ts and sluice-verifier on loopback), alternating, BOOT_RUNS runs each (default 3).
 # Prints the mean wall time of each, the added seconds, the ratio, and sluice's own per-step
 # timings (from its console lines). Target: <= 1.5 s added for a 64 MiB root under TCG.
@@ -36,12 +36,10 @@ files=$(find "$TMP/root" -type f | wc -l)
 boot_guest_conf "$W" "$TMP/sluice.conf"
 boot_initramfs "$TMP/plain.img" || die "mkinitramfs (plain) failed"
 boot_initramfs "$TMP/sluice.img" -s "$SLUICE" -c "$TMP/sluice.conf" -V "$W_VKEY" -T "$W_TSKEY" || die "mkinitramfs failed"
-boot_initramfs "$TMP/slim.img" -S -s "$SLUICE" -c "$TMP/sluice.conf" -V "$W_VKEY" -T "$W_TSKEY" || die "mkinitramfs -S failed"
 
 echo "boot bench: $RUNS runs each, SeaBIOS, TCG (no KVM), -smp 1; 64 MiB ext4 root, $files files, $((FILL_MB + 4)) MiB of content"
-echo "initramfs: plain $(($(stat -c %s "$TMP/plain.img") / 1024)) KiB, with sluice $(($(stat -c %s "$TMP/sluice.img") / 1024)) KiB," \
-	"with sluice slim (-S) $(($(stat -c %s "$TMP/slim.img") / 1024)) KiB"
-plain=() gated=() slim=()
+echo "initramfs: plain $(($(stat -c %s "$TMP/plain.img") / 1024)) KiB, with sluice $(($(stat -c %s "$TMP/sluice.img") / 1024)) KiB"
+plain=() gated=()
 for i in $(seq "$RUNS"); do
 	# the plain boot gets the same NIC and TPM, so the only difference is the initramfs
 	boot_qemu "plain$i" -i "$TMP/plain.img" -r "$TMP/root.img" -t "$W_TPMSTATE" -p "$W_VP" -p "$W_TSP" -w 300
@@ -50,17 +48,12 @@ for i in $(seq "$RUNS"); do
 	boot_qemu "gated$i" -i "$TMP/sluice.img" -r "$TMP/root.img" -t "$W_TPMSTATE" -p "$W_VP" -p "$W_TSP" -w 300
 	grep -q ROOT-REACHED "$TMP/gated$i.console" || { boot_console "gated$i"; die "sluice boot $i failed"; }
 	gated+=("$BOOT_SECONDS")
-	boot_qemu "slim$i" -i "$TMP/slim.img" -r "$TMP/root.img" -t "$W_TPMSTATE" -p "$W_VP" -p "$W_TSP" -w 300
-	grep -q ROOT-REACHED "$TMP/slim$i.console" || { boot_console "slim$i"; die "sluice (slim) boot $i failed"; }
-	slim+=("$BOOT_SECONDS")
-	printf '  run %d: plain %.2fs, with sluice %.2fs, with sluice slim %.2fs\n' "$i" "${plain[-1]}" "${gated[-1]}" "${slim[-1]}"
+	printf '  run %d: plain %.2fs, with sluice %.2fs\n' "$i" "${plain[-1]}" "${gated[-1]}"
 done
 mean() { printf '%s\n' "$@" | awk '{s += $1} END {printf "%.2f", s / NR}'; }
-mp=$(mean "${plain[@]}") mg=$(mean "${gated[@]}") ms=$(mean "${slim[@]}")
+mp=$(mean "${plain[@]}") mg=$(mean "${gated[@]}")
 printf 'without sluice:    %ss mean\nwith sluice:       %ss mean, added %.2fs (ratio %.2fx; target <= 1.50s added)\n' \
 	"$mp" "$mg" "$(echo "$mg - $mp" | bc)" "$(echo "scale=3; $mg / $mp" | bc)"
-printf 'with sluice slim:  %ss mean, added %.2fs (ratio %.2fx)\n' \
-	"$ms" "$(echo "$ms - $mp" | bc)" "$(echo "scale=3; $ms / $mp" | bc)"
 echo "sluice's own step timings (mean over $RUNS runs, seconds):"
 cat "$TMP"/gated*.console | tr -d '\r' | sed -n 's/^sluice: \([a-z_]*\) ok (\([0-9.]*\)s).*/\1 \2/p' |
 	awk '{s[$1] += $2; n[$1]++; if (!($1 in o)) { o[$1] = ++k; name[k] = $1 } }

@@ -14,10 +14,6 @@
 #   -i FILE          /init to use (default: initramfs/init next to this script)
 #   -a SRC:DEST      add a file (repeatable; DEST is a path inside the image)
 #   -m MODULE        load one more kernel module at boot (repeatable)
-#   -S               slim: replace ICU's data library (about 30 MB, pulled in by libarchive ->
-#                    libxml2 -> libicuuc, used only to convert XML encodings, which sluice never
-#                    does) by an empty stand-in with the same soname and symbol; needs cc.
-#                    ICU then reports missing data instead of converting. Cuts the image ~3x.
 #
 # Contents: busybox-static and its applet links, the kernel modules for a virtio disk + network and
 # ext4 (with their dependencies, depmod'ed), sluice with its `ldd` closure plus
@@ -27,12 +23,12 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 out= kroot= kver= sluice= conf= vkey= tkey= init=$here/init
-adds=() extra_mods=() slim=
+adds=() extra_mods=()
 MODULES="virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk \
 failover net_failover virtio_net virtio_rng crc16 mbcache jbd2 crc32c_generic ext4"
 
 usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
-while getopts "o:k:K:s:c:V:T:i:a:m:Sh" opt; do
+while getopts "o:k:K:s:c:V:T:i:a:m:h" opt; do
 	case $opt in
 	o) out=$OPTARG ;;
 	k) kroot=$OPTARG ;;
@@ -44,13 +40,19 @@ while getopts "o:k:K:s:c:V:T:i:a:m:Sh" opt; do
 	i) init=$OPTARG ;;
 	a) adds+=("$OPTARG") ;;
 	m) extra_mods+=("$OPTARG") ;;
-	S) slim=1 ;;
 	h) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
 	esac
 done
 [ -n "$out" ] && [ -n "$kroot" ] || { usage >&2; exit 2; }
 die() { echo "mkinitramfs: $*" >&2; exit 1; }
+[ -d "$kroot" ] || die "no directory $kroot"
+kroot=$(cd "$kroot" && pwd)
+for f in "$sluice" "$conf" "$vkey" "$tkey" "$init"; do # relative paths: we cd into the image tree
+	[ -z "$f" ] || [ -e "$f" ] || die "$f does not exist"
+done
+abs() { case $1 in /* | '') echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+sluice=$(abs "$sluice") conf=$(abs "$conf") vkey=$(abs "$vkey") tkey=$(abs "$tkey") init=$(abs "$init")
 [ -n "$kver" ] || kver=$(ls "$kroot/lib/modules" | head -1)
 [ -d "$kroot/lib/modules/$kver" ] || die "no modules for '$kver' under $kroot/lib/modules"
 [ -x /bin/busybox ] || die "busybox-static is not installed (/bin/busybox)"
@@ -106,17 +108,7 @@ if [ -n "$sluice" ]; then
 	mkdir -p ".$(dirname "$dev")"
 	cp -L "$dev" ".$dev"
 	copy_closure "$dev"
-	if [ -n "$slim" ]; then
-		for icu in $(find . -name 'libicudata.so.*' -type f); do
-			sym=$(nm -D --defined-only "$icu" | awk '$3 ~ /^icudt[0-9]+_dat$/ && !f {print $3; f = 1}')
-			soname=$(readelf -d "$icu" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
-			[ -n "$sym" ] && [ -n "$soname" ] || die "slim: cannot read the ICU data symbol of $icu"
-			printf '/* empty ICU data: udata finds no valid package and reports U_MISSING_RESOURCE */\n%s\n' \
-				"const unsigned char $sym[64] __attribute__((aligned(16))) = {0};" >"$stage/icu-stub.c"
-			cc -shared -fPIC -O2 -Wl,-soname,"$soname" -o "$icu" "$stage/icu-stub.c" || die "slim: cc failed"
-			rm -f "$stage/icu-stub.c"
-		done
-	fi
+
 fi
 [ -n "$conf" ] && install -m 0644 "$conf" etc/sluice/sluice.conf
 [ -n "$vkey" ] && install -m 0644 "$vkey" etc/sluice/keys/verifier.pem
@@ -124,6 +116,7 @@ fi
 install -m 0755 "$init" init
 for a in "${adds[@]+"${adds[@]}"}"; do
 	src=${a%%:*} dst=${a#*:}
+	case $src in /*) ;; *) src=$OLDPWD/$src ;; esac
 	mkdir -p ".$(dirname "$dst")"
 	cp -a "$src" ".$dst"
 done
