@@ -64,6 +64,97 @@ json_t *verifier_problem(int status, int *ret_status, const char *title, const c
 	return json_pack("{s:s, s:s, s:i}", "title", title, "detail", detail, "status", status);
 }
 
+/* json_dumps(JSON_COMPACT) for the common answers (objects, arrays, integers, booleans, null and
+ * strings of printable ASCII without quotes or backslashes: base64, hex, ids), written in one
+ * pass instead of jansson's per-character escaping (~15 us for an attest answer). Returns NULL
+ * for anything else (reals, strings needing escapes, non-ASCII), which then goes to json_dumps:
+ * the bytes are the same either way. */
+struct fbuf {
+	char *b;
+	size_t len, cap;
+};
+
+static int fput(struct fbuf *f, const char *s, size_t n)
+{
+	if (f->len + n + 1 > f->cap) {
+		size_t nc = f->cap ? f->cap : 8192;
+		char *m;
+		while (nc < f->len + n + 1)
+			nc *= 2;
+		if (!(m = realloc(f->b, nc)))
+			return -1;
+		f->b = m;
+		f->cap = nc;
+	}
+	memcpy(f->b + f->len, s, n);
+	f->len += n;
+	f->b[f->len] = 0;
+	return 0;
+}
+
+static int fput_str(struct fbuf *f, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e || s[i] == '"' || s[i] == '\\')
+			return -1;
+	return fput(f, "\"", 1) || fput(f, s, n) || fput(f, "\"", 1) ? -1 : 0;
+}
+
+static int fdump(struct fbuf *f, json_t *j, int depth)
+{
+	char num[32];
+	size_t i = 0;
+	if (depth > 32)
+		return -1;
+	switch (json_typeof(j)) {
+	case JSON_OBJECT: {
+		const char *k;
+		json_t *v;
+		if (fput(f, "{", 1))
+			return -1;
+		json_object_foreach(j, k, v) {
+			if ((i++ && fput(f, ",", 1)) || fput_str(f, k, strlen(k)) || fput(f, ":", 1) || fdump(f, v, depth + 1))
+				return -1;
+		}
+		return fput(f, "}", 1);
+	}
+	case JSON_ARRAY: {
+		json_t *v;
+		size_t idx;
+		if (fput(f, "[", 1))
+			return -1;
+		json_array_foreach(j, idx, v) {
+			if ((idx && fput(f, ",", 1)) || fdump(f, v, depth + 1))
+				return -1;
+		}
+		return fput(f, "]", 1);
+	}
+	case JSON_STRING:
+		return fput_str(f, json_string_value(j), json_string_length(j));
+	case JSON_INTEGER:
+		snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+		return fput(f, num, strlen(num));
+	case JSON_TRUE:
+		return fput(f, "true", 4);
+	case JSON_FALSE:
+		return fput(f, "false", 5);
+	case JSON_NULL:
+		return fput(f, "null", 4);
+	case JSON_REAL:
+		return -1;
+	}
+	return -1;
+}
+
+static char *dump_compact(json_t *j)
+{
+	struct fbuf f = {0};
+	if (fdump(&f, j, 0) == 0)
+		return f.b;
+	free(f.b);
+	return json_dumps(j, JSON_COMPACT);
+}
+
 static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *body, int problem)
 {
 	const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
@@ -85,7 +176,7 @@ static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *b
 			buf = NULL;
 		ctype = "application/cbor";
 	} else {
-		char *text = json_dumps(body, JSON_COMPACT);
+		char *text = dump_compact(body);
 		buf = (uint8_t *)text;
 		len = text ? strlen(text) : 0;
 		ctype = problem ? "application/problem+json" : "application/json";
