@@ -506,7 +506,7 @@ int cmd_boot(int argc, char **argv)
 	{
 		int m = boot_mount_root(cfg, why, sizeof why);
 		if (m < 0) {
-			char tmp[WHY_MAX];
+			char tmp[WHY_MAX + 16]; /* room for the prefix: the reason is never cut */
 			snprintf(tmp, sizeof tmp, "mount: %s", why);
 			return refuse(cfg, cfg->fail == BOOT_FAIL_RETRY ? BOOT_FAIL_HALT : cfg->fail, pid1, no_action, 1,
 				      tmp);
@@ -543,7 +543,7 @@ int cmd_boot(int argc, char **argv)
 	boot_say("switch_root %s %s", cfg->sysroot, cfg->init);
 	boot_switch_root(cfg->sysroot, cfg->init, &destroyed, why, sizeof why);
 	{
-		char tmp[WHY_MAX];
+		char tmp[WHY_MAX + 16];
 		snprintf(tmp, sizeof tmp, "switch_root: %s", why);
 		return refuse(cfg, cfg->fail == BOOT_FAIL_RETRY ? BOOT_FAIL_HALT : cfg->fail, 1, 0, !destroyed, tmp);
 	}
