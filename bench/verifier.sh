@@ -67,6 +67,13 @@ echo "sluice-verifier: $res (concurrency $C)"
 vms=$(echo "scale=3; ($v1 - $v0) * 1000 / $hz / $N" | bc)
 echo "CPU per appraisal: verifier $vms ms, sluice-ts (verdict registration) $(echo "scale=3; ($t1 - $t0) * 1000 / $hz / $N" | bc) ms (load average now: $(cut -d' ' -f1 /proc/loadavg); other work on the machine lowers the rate)"
 [ "$v1" -gt "$v0" ] && echo "verifier capacity from its CPU use: $(echo "1000 / $vms" | bc) appraisals/s per core"
+# What the machine's cores could sustain if the three processes had them to themselves: an
+# estimate from CPU use, not a measurement; the measured rate is the line above.
+tms=$(echo "scale=3; ($t1 - $t0) * 1000 / $hz / $N" | bc)
+cms=$(echo "$res" | sed -n 's/.*client_cpu_ms=\([0-9.]*\).*/\1/p')
+ncpu=$(nproc)
+[ "$v1" -gt "$v0" ] && [ -n "$cms" ] &&
+	echo "CPU per appraisal, all three processes: $(echo "scale=3; $vms + $tms + $cms" | bc) ms -> at most $(echo "$ncpu * 1000 / ($vms + $tms + $cms)" | bc) appraisals/s on $ncpu idle cores (estimate)"
 rate=$(echo "$res" | sed -n 's/.*rate=\([0-9]*\).*/\1/p')
 aff=$(echo "$res" | sed -n 's/.*affirming=\([0-9]*\).*/\1/p')
 
