@@ -512,6 +512,29 @@ enum quote_err quote_replay_check(const struct quote_eventlog *tcg, const struct
 	quote_pcr_values_init(v, &quoted->sel);
 	if (tcg && (err = replay(tcg, v, last, diag)) != QUOTE_OK)
 		goto out;
+	if (slog && tcg) {
+		/* A PCR that sluice's own log extends belongs to sluice alone. Otherwise earlier
+		 * sluice records (a ROOTFS measurement, the RELEASED seal) could be presented as
+		 * firmware events while the sluice log shows only a fresh measurement, and a
+		 * sealed phase would pass for a new one. */
+		uint32_t own = 0;
+		for (size_t i = 0; i < quote_slog_count(slog); i++)
+			own |= 1u << quote_slog_get(slog, i)->pcr;
+		for (size_t b = 0; b < v->sel.n; b++)
+			for (unsigned p = 0; p < QUOTE_PCR_COUNT; p++) {
+				if (!(own & (1u << p)) || last[b][p] < 0)
+					continue;
+				quote_diag_set(diag, "PCR %u is extended by the sluice log, but firmware event %ld extends it too",
+					       p, last[b][p]);
+				if (diag) {
+					diag->pcr = (int)p;
+					diag->alg = v->sel.bank[b].alg;
+					diag->event = last[b][p];
+				}
+				err = QUOTE_ERR_EVENT_TYPE;
+				goto out;
+			}
+	}
 	if (slog) {
 		for (size_t i = 0; i < quote_slog_count(slog); i++) {
 			const struct quote_slog_rec *r = quote_slog_get(slog, i);

@@ -404,7 +404,10 @@ enum quote_err quote_eventlog_check_types(const struct quote_eventlog *log, uint
  * NULL), then the sluice log (may be NULL), and compare with quoted for every PCR in
  * quoted->sel. QUOTE_ERR_REPLAY on the first mismatching (bank order, PCR ascending) PCR:
  * diag gets pcr, alg, want (quoted), got (replayed), and event = index of the last event
- * that extended that PCR (TCG index; sluice records count on after the TCG events). */
+ * that extended that PCR (TCG index; sluice records count on after the TCG events).
+ * QUOTE_ERR_EVENT_TYPE if a TCG event extends a PCR that the sluice log extends: that PCR
+ * is sluice's alone (otherwise old sluice records could be passed off as firmware events,
+ * hiding a sealed phase). diag names the PCR and the TCG event. */
 enum quote_err quote_replay_check(const struct quote_eventlog *tcg, const struct quote_slog *slog,
 				  const struct quote_pcr_values *quoted, struct quote_diag *diag);
 

@@ -571,6 +571,68 @@ static void test_eventlog(void)
 }
 
 /* Captured EK publics from swtpm (RSA-2048 L-1 template, ECC P-384 swtpm). */
+/* Review finding: on a sealed host, root extends PCR 15 with a fresh ROOTFS record and
+ * presents the old ROOTFS and RELEASED records as firmware events on PCR 15, with a sluice
+ * log holding only the fresh record. The replay matches; the check must refuse it. */
+static void test_sealed_phase_moved_to_firmware_log(void)
+{
+	struct lb *l = malloc(sizeof *l);
+	struct quote_eventlog *log = NULL;
+	struct quote_slog *old = NULL, *fresh = NULL;
+	struct quote_pcr_values *q = calloc(1, sizeof *q);
+	struct quote_pcr_selection banks;
+	struct quote_diag d;
+	const uint8_t root[32] = {0xab};
+	uint8_t sep[4] = {0};
+
+	quote_pcr_selection_parse("sha1:15+sha256:15", &banks);
+	/* What the sealed boot extended into PCR 15: ROOTFS then RELEASED. */
+	T_EQ_INT(quote_slog_new(&old), QUOTE_OK);
+	T_EQ_INT(quote_slog_append(old, 15, QUOTE_SLOG_ROOTFS, root, sizeof root, &banks), QUOTE_OK);
+	T_EQ_INT(quote_slog_append(old, 15, QUOTE_SLOG_RELEASED, (const uint8_t *)"x", 1, &banks), QUOTE_OK);
+	T_EQ_INT(quote_slog_new(&fresh), QUOTE_OK);
+	T_EQ_INT(quote_slog_append(fresh, 15, QUOTE_SLOG_ROOTFS, root, sizeof root, &banks), QUOTE_OK);
+
+	/* The firmware log carries the old records' digests as EV_IPL events on PCR 15. */
+	memset(l, 0, sizeof *l);
+	spec_header(l);
+	for (uint32_t p = 0; p < 8; p++)
+		event(l, p, 0x00000004, sep, 4, NULL, 0);
+	for (size_t i = 0; i < quote_slog_count(old); i++) {
+		const struct quote_slog_rec *r = quote_slog_get(old, i);
+		struct quote_digest h1, h2;
+		T_EQ_INT(quote_slog_event_digest(QUOTE_ALG_SHA1, r->type, r->content, r->content_len, &h1), QUOTE_OK);
+		T_EQ_INT(quote_slog_event_digest(QUOTE_ALG_SHA256, r->type, r->content, r->content_len, &h2),
+			 QUOTE_OK);
+		put32(l, 15);
+		put32(l, 0x0000000d); /* EV_IPL */
+		put32(l, 2);
+		put16(l, QUOTE_ALG_SHA1);
+		putb(l, h1.bytes, 20);
+		put16(l, QUOTE_ALG_SHA256);
+		putb(l, h2.bytes, 32);
+		put32(l, 1);
+		putb(l, "x", 1);
+	}
+	T_EQ_INT(quote_eventlog_parse(l->b, l->n, &log, &d), QUOTE_OK);
+
+	/* The quoted PCR 15 = old records then the fresh one, as the attacker's TPM holds it. */
+	quote_pcr_values_init(q, &banks);
+	T_EQ_INT(quote_slog_replay(old, q, &d), QUOTE_OK);
+	T_EQ_INT(quote_slog_replay(fresh, q, &d), QUOTE_OK);
+
+	T_EQ_INT(quote_replay_check(log, fresh, q, &d), QUOTE_ERR_EVENT_TYPE);
+	T_EQ_INT(d.pcr, 15);
+	/* Without the firmware events the same fresh log simply does not replay. */
+	T_EQ_INT(quote_replay_check(NULL, fresh, q, &d), QUOTE_ERR_REPLAY);
+
+	quote_eventlog_free(log);
+	quote_slog_free(old);
+	quote_slog_free(fresh);
+	free(q);
+	free(l);
+}
+
 static void test_makecred_shape(void)
 {
 	/* built here from the AK vector: an AK is not an EK, so MakeCredential refuses it */
@@ -638,6 +700,7 @@ int main(void)
 	T_RUN(test_quote_verify);
 	T_RUN(test_slog);
 	T_RUN(test_eventlog);
+	T_RUN(test_sealed_phase_moved_to_firmware_log);
 	T_RUN(test_makecred_shape);
 	T_RUN(test_ctx_config);
 	return t_done();
