@@ -432,8 +432,8 @@ static int make_release(struct appraisal *a, uint8_t **ret, size_t *ret_len)
 	pt_len = strlen(text);
 	if (RAND_bytes(key, sizeof key) != 1 || RAND_bytes(iv, sizeof iv) != 1)
 		goto out;
-	if (verifier_make_credential(a->svc->keys, a->host.ek_pub, a->host.ek_pub_len, a->host.ak_name,
-				     a->host.ak_name_len, key, sizeof key, &id, &id_len, &sec, &sec_len, &d) != QUOTE_OK ||
+	if (quote_make_credential(a->host.ek_pub, a->host.ek_pub_len, a->host.ak_name, a->host.ak_name_len, key,
+				  sizeof key, &id, &id_len, &sec, &sec_len, &d) != QUOTE_OK ||
 	    quote_credential_file_encode(id, id_len, sec, sec_len, &cred, &cred_len) != QUOTE_OK)
 		goto out;
 	memcpy(aad, RELEASE_AAD, sizeof RELEASE_AAD - 1);

@@ -229,9 +229,3 @@ const struct bundle_key *verifier_keycache_bundle_key(struct verifier_keycache *
 	const struct kc_entry *e = lookup(kc, pub, len);
 	return e ? e->bkey : NULL;
 }
-
-EVP_PKEY *verifier_keycache_pkey(struct verifier_keycache *kc, const uint8_t *pub, size_t len)
-{
-	const struct kc_entry *e = lookup(kc, pub, len);
-	return e ? e->pkey : NULL;
-}

@@ -64,97 +64,6 @@ json_t *verifier_problem(int status, int *ret_status, const char *title, const c
 	return json_pack("{s:s, s:s, s:i}", "title", title, "detail", detail, "status", status);
 }
 
-/* json_dumps(JSON_COMPACT) for the common answers (objects, arrays, integers, booleans, null and
- * strings of printable ASCII without quotes or backslashes: base64, hex, ids), written in one
- * pass instead of jansson's per-character escaping (~15 us for an attest answer). Returns NULL
- * for anything else (reals, strings needing escapes, non-ASCII), which then goes to json_dumps:
- * the bytes are the same either way. */
-struct fbuf {
-	char *b;
-	size_t len, cap;
-};
-
-static int fput(struct fbuf *f, const char *s, size_t n)
-{
-	if (f->len + n + 1 > f->cap) {
-		size_t nc = f->cap ? f->cap : 8192;
-		char *m;
-		while (nc < f->len + n + 1)
-			nc *= 2;
-		if (!(m = realloc(f->b, nc)))
-			return -1;
-		f->b = m;
-		f->cap = nc;
-	}
-	memcpy(f->b + f->len, s, n);
-	f->len += n;
-	f->b[f->len] = 0;
-	return 0;
-}
-
-static int fput_str(struct fbuf *f, const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e || s[i] == '"' || s[i] == '\\')
-			return -1;
-	return fput(f, "\"", 1) || fput(f, s, n) || fput(f, "\"", 1) ? -1 : 0;
-}
-
-static int fdump(struct fbuf *f, json_t *j, int depth)
-{
-	char num[32];
-	size_t i = 0;
-	if (depth > 32)
-		return -1;
-	switch (json_typeof(j)) {
-	case JSON_OBJECT: {
-		const char *k;
-		json_t *v;
-		if (fput(f, "{", 1))
-			return -1;
-		json_object_foreach(j, k, v) {
-			if ((i++ && fput(f, ",", 1)) || fput_str(f, k, strlen(k)) || fput(f, ":", 1) || fdump(f, v, depth + 1))
-				return -1;
-		}
-		return fput(f, "}", 1);
-	}
-	case JSON_ARRAY: {
-		json_t *v;
-		size_t idx;
-		if (fput(f, "[", 1))
-			return -1;
-		json_array_foreach(j, idx, v) {
-			if ((idx && fput(f, ",", 1)) || fdump(f, v, depth + 1))
-				return -1;
-		}
-		return fput(f, "]", 1);
-	}
-	case JSON_STRING:
-		return fput_str(f, json_string_value(j), json_string_length(j));
-	case JSON_INTEGER:
-		snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
-		return fput(f, num, strlen(num));
-	case JSON_TRUE:
-		return fput(f, "true", 4);
-	case JSON_FALSE:
-		return fput(f, "false", 5);
-	case JSON_NULL:
-		return fput(f, "null", 4);
-	case JSON_REAL:
-		return -1;
-	}
-	return -1;
-}
-
-static char *dump_compact(json_t *j)
-{
-	struct fbuf f = {0};
-	if (fdump(&f, j, 0) == 0)
-		return f.b;
-	free(f.b);
-	return json_dumps(j, JSON_COMPACT);
-}
-
 static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *body, int problem)
 {
 	const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
@@ -176,7 +85,7 @@ static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *b
 			buf = NULL;
 		ctype = "application/cbor";
 	} else {
-		char *text = dump_compact(body);
+		char *text = json_dumps(body, JSON_COMPACT);
 		buf = (uint8_t *)text;
 		len = text ? strlen(text) : 0;
 		ctype = problem ? "application/problem+json" : "application/json";
@@ -226,83 +135,6 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 	*con_cls = NULL;
 }
 
-/* The common request body, a flat JSON object whose values are plain strings (host id and
- * base64), parsed without jansson's per-character lexer (~50 us for a 2 KB attest body, 5% of an
- * appraisal). Only printable ASCII without escapes is taken here; anything else (escapes,
- * non-ASCII, numbers, nesting, a repeated key, a syntax error) returns NULL and the body goes
- * through json_loadb, which gives the same object or the same rejection as before. */
-static const char *skip_ws(const char *p, const char *end)
-{
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-		p++;
-	return p;
-}
-
-static const char *plain_string(const char *p, const char *end, const char **ret, size_t *len)
-{
-	const char *q;
-	if (p >= end || *p != '"')
-		return NULL;
-	for (q = ++p; q < end && *q != '"'; q++)
-		if ((unsigned char)*q < 0x20 || (unsigned char)*q > 0x7e || *q == '\\')
-			return NULL;
-	if (q >= end)
-		return NULL;
-	*ret = p;
-	*len = (size_t)(q - p);
-	return q + 1;
-}
-
-static json_t *flat_object(const char *body, size_t len)
-{
-	const char *p = body, *end = body + len, *k, *v;
-	size_t kl, vl;
-	char key[64];
-	json_t *o = json_object();
-
-	if (!o)
-		return NULL;
-	p = skip_ws(p, end);
-	if (p >= end || *p++ != '{')
-		goto slow;
-	p = skip_ws(p, end);
-	if (p < end && *p == '}') {
-		p++;
-		goto done;
-	}
-	for (;;) {
-		json_t *js;
-		if (!(p = plain_string(p, end, &k, &kl)) || kl >= sizeof key)
-			goto slow;
-		p = skip_ws(p, end);
-		if (p >= end || *p++ != ':')
-			goto slow;
-		p = skip_ws(p, end);
-		if (!(p = plain_string(p, end, &v, &vl)))
-			goto slow;
-		memcpy(key, k, kl);
-		key[kl] = 0;
-		if (json_object_get(o, key) || !(js = json_stringn_nocheck(v, vl)) || json_object_set_new_nocheck(o, key, js))
-			goto slow;
-		p = skip_ws(p, end);
-		if (p < end && *p == ',') {
-			p = skip_ws(p + 1, end);
-			continue;
-		}
-		if (p < end && *p == '}') {
-			p++;
-			break;
-		}
-		goto slow;
-	}
-done:
-	if (skip_ws(p, end) == end)
-		return o;
-slow:
-	json_decref(o);
-	return NULL;
-}
-
 static json_t *dispatch_post(struct verifier_svc *svc, struct MHD_Connection *c, const char *url, struct req *rq,
 			     int *status)
 {
@@ -315,7 +147,7 @@ static json_t *dispatch_post(struct verifier_svc *svc, struct MHD_Connection *c,
 		req = verifier_cbor_to_json((const uint8_t *)(rq->body ? rq->body : ""), rq->len, err, sizeof err);
 		if (!req)
 			return verifier_problem(400, status, "Malformed request", "CBOR body: %s", err);
-	} else if (!(req = flat_object(rq->body ? rq->body : "", rq->len))) {
+	} else {
 		req = json_loadb(rq->body ? rq->body : "", rq->len, JSON_REJECT_DUPLICATES, &je);
 		if (!req || !json_is_object(req)) {
 			json_decref(req);

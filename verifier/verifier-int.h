@@ -280,15 +280,6 @@ int verifier_keycache_certify_verify(struct verifier_keycache *kc, const uint8_t
 				     const uint8_t *sk_pub, size_t sk_len, const uint8_t *qualifying, size_t qlen,
 				     struct quote_diag *diag);
 const struct bundle_key *verifier_keycache_bundle_key(struct verifier_keycache *kc, const uint8_t *pub, size_t len);
-/* The OpenSSL key of a marshalled TPM2B_PUBLIC (borrowed, valid while the service runs), or NULL. */
-struct evp_pkey_st *verifier_keycache_pkey(struct verifier_keycache *kc, const uint8_t *pub, size_t len);
-
-/* ---- MakeCredential (makecred.c) ---- */
-/* quote_make_credential with the EK's key from the cache (RSA EKs; anything else is passed to
- * quote_make_credential). Same arguments and outputs; returns enum quote_err values. */
-int verifier_make_credential(struct verifier_keycache *kc, const uint8_t *ek_pub, size_t ek_len, const uint8_t *objname,
-			     size_t objname_len, const uint8_t *cred, size_t cred_len, uint8_t **ret_id, size_t *ret_id_len,
-			     uint8_t **ret_sec, size_t *ret_sec_len, struct quote_diag *diag);
 
 /* ---- time ---- */
 int64_t verifier_now(void);      /* wall clock, seconds since the epoch */
