@@ -1,4 +1,4 @@
-/* CBOR bodies for the verifier API. A request with Content-Type application/cbor carries the
+/* Request bodies for the verifier API. A request with Content-Type application/cbor carries the
  * same fields as the JSON one, as a CBOR map with text keys; binary fields are byte strings
  * (base64 strings in JSON). Answers are CBOR when the request's Accept names application/cbor;
  * problems are then concise problem details (RFC 9290, {-1: title, -2: detail}).
@@ -25,55 +25,83 @@ static int is_binary(const char *k)
 	return 0;
 }
 
+/* One CBOR head at *off: major type and argument. Definite lengths only (the request shape has
+ * no place for indefinite items); the caller checks lengths against what is left. */
+static int head(const uint8_t *b, size_t len, size_t *off, int *mt, uint64_t *arg)
+{
+	uint8_t ib, ai;
+	size_t n;
+	if (*off >= len)
+		return -1;
+	ib = b[(*off)++];
+	*mt = ib >> 5;
+	ai = ib & 0x1f;
+	if (ai < 24) {
+		*arg = ai;
+		return 0;
+	}
+	if (ai > 27)
+		return -1;
+	n = (size_t)1 << (ai - 24);
+	if (len - *off < n)
+		return -1;
+	*arg = 0;
+	for (size_t i = 0; i < n; i++)
+		*arg = *arg << 8 | b[(*off)++];
+	return 0;
+}
+
+/* The body is read in place, head by head, and refused at the first item that is not part of
+ * a definite map of at most MAX_FIELDS short text keys with scalar values: nothing is
+ * allocated for an item before it is known to fit that shape, so the memory a body costs is
+ * bounded by the JSON object it becomes (about 4/3 of its size). */
 json_t *verifier_cbor_to_json(const uint8_t *buf, size_t len, char *err, size_t errlen)
 {
-	struct cbor_load_result res;
-	cbor_item_t *item = NULL;
 	json_t *out = NULL;
-	struct cbor_pair *pairs;
-	size_t n;
+	size_t off = 0;
+	uint64_t n, a;
+	int mt;
 
-	/* Well-formed, definite, bounded depth, declared lengths within the input: checked before
-	 * libcbor allocates anything for it. */
+	/* Well-formed, definite, bounded depth, declared lengths within the input. */
 	if (bundle_cbor_check(buf, len, 0) != BUNDLE_OK) {
 		snprintf(err, errlen, "not one well-formed CBOR item (%s)", bundle_last_cause());
 		return NULL;
 	}
-	item = cbor_load(buf, len, &res);
-	if (!item || res.error.code != CBOR_ERR_NONE || res.read != len) {
-		snprintf(err, errlen, "not one well-formed CBOR item");
-		goto out;
-	}
-	if (!cbor_isa_map(item) || !cbor_map_is_definite(item) || (n = cbor_map_size(item)) > MAX_FIELDS) {
+	if (head(buf, len, &off, &mt, &n) || mt != 5 || n > MAX_FIELDS) {
 		snprintf(err, errlen, "the body must be a definite CBOR map of at most %d fields", MAX_FIELDS);
-		goto out;
+		return NULL;
 	}
-	out = json_object();
-	pairs = cbor_map_handle(item);
-	for (size_t i = 0; i < n && out; i++) {
-		cbor_item_t *k = pairs[i].key, *v = pairs[i].value;
+	if (!(out = json_object()))
+		goto bad;
+	for (uint64_t i = 0; i < n; i++) {
 		char key[64];
 		json_t *jv = NULL;
-		if (!cbor_isa_string(k) || !cbor_string_is_definite(k) || cbor_string_length(k) >= sizeof key) {
+		if (head(buf, len, &off, &mt, &a) || mt != 3 || a >= sizeof key || len - off < a) {
 			snprintf(err, errlen, "map keys must be short text strings");
 			goto bad;
 		}
-		memcpy(key, cbor_string_handle(k), cbor_string_length(k));
-		key[cbor_string_length(k)] = 0;
-		if (memchr(key, 0, cbor_string_length(k)) || json_object_get(out, key)) {
+		memcpy(key, buf + off, (size_t)a);
+		key[a] = 0;
+		off += (size_t)a;
+		if (memchr(key, 0, (size_t)a) || json_object_get(out, key)) {
 			snprintf(err, errlen, "bad or duplicate key \"%s\"", key);
 			goto bad;
 		}
-		if (cbor_isa_bytestring(v) && cbor_bytestring_is_definite(v)) {
-			char *b = verifier_b64_encode(cbor_bytestring_handle(v), cbor_bytestring_length(v));
-			jv = b ? json_string(b) : NULL;
-			free(b);
-		} else if (cbor_isa_string(v) && cbor_string_is_definite(v)) {
-			jv = json_stringn((const char *)cbor_string_handle(v), cbor_string_length(v));
-		} else if (cbor_isa_uint(v) && cbor_get_int(v) <= INT64_MAX) {
-			jv = json_integer((json_int_t)cbor_get_int(v));
-		} else if (cbor_isa_float_ctrl(v) && cbor_float_ctrl_is_ctrl(v) && cbor_is_bool(v)) {
-			jv = json_boolean(cbor_get_bool(v));
+		if (head(buf, len, &off, &mt, &a) == 0) {
+			if ((mt == 2 || mt == 3) && a <= len - off) {
+				if (mt == 2) {
+					char *b = verifier_b64_encode(buf + off, (size_t)a);
+					jv = b ? json_string(b) : NULL;
+					free(b);
+				} else {
+					jv = json_stringn((const char *)buf + off, (size_t)a);
+				}
+				off += (size_t)a;
+			} else if (mt == 0 && a <= INT64_MAX) {
+				jv = json_integer((json_int_t)a);
+			} else if (mt == 7 && (a == 20 || a == 21)) {
+				jv = json_boolean(a == 21);
+			}
 		}
 		if (!jv) {
 			snprintf(err, errlen, "field \"%s\": want a byte string, text string, unsigned integer or bool", key);
@@ -81,14 +109,68 @@ json_t *verifier_cbor_to_json(const uint8_t *buf, size_t len, char *err, size_t 
 		}
 		json_object_set_new(out, key, jv);
 	}
-	goto out;
-bad:
-	json_decref(out);
-	out = NULL;
-out:
-	if (item)
-		cbor_decref(&item);
+	if (off != len) {
+		snprintf(err, errlen, "trailing bytes after the map");
+		goto bad;
+	}
 	return out;
+bad:
+	if (!out)
+		snprintf(err, errlen, "out of memory");
+	json_decref(out);
+	return NULL;
+}
+
+int verifier_json_shape_check(const char *buf, size_t len, char *err, size_t errlen)
+{
+	size_t i = 0, keys = 0;
+	int depth = 0, in_str = 0, key_next = 1;
+
+	while (i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n'))
+		i++;
+	if (i == len || buf[i] != '{') {
+		snprintf(err, errlen, "body is not a JSON object");
+		return -1;
+	}
+	for (; i < len; i++) {
+		char c = buf[i];
+		if (in_str) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_str = 0;
+			continue;
+		}
+		switch (c) {
+		case '"':
+			in_str = 1;
+			if (depth == 1 && key_next) {
+				if (++keys > MAX_FIELDS) {
+					snprintf(err, errlen, "body is not a JSON object of at most %d fields", MAX_FIELDS);
+					return -1;
+				}
+				key_next = 0;
+			}
+			break;
+		case ',':
+			key_next = 1;
+			break;
+		case '{':
+		case '[':
+			if (++depth > 1) {
+				snprintf(err, errlen, "field values must be strings, numbers or booleans");
+				return -1;
+			}
+			break;
+		case '}':
+		case ']':
+			depth--;
+			break;
+		default:
+			break;
+		}
+	}
+	return 0;
 }
 
 /* Shortest-form integers (libcbor encodes with the width the item was built with). */

@@ -22,7 +22,7 @@
 
 struct req {
 	char *body;
-	size_t len, cap;
+	size_t len, cap, max; /* max: the endpoint's body limit */
 	int too_big;
 	int busy; /* counted in inflight */
 	double start;
@@ -148,6 +148,9 @@ static json_t *dispatch_post(struct verifier_svc *svc, struct MHD_Connection *c,
 		if (!req)
 			return verifier_problem(400, status, "Malformed request", "CBOR body: %s", err);
 	} else {
+		char err[256] = "";
+		if (verifier_json_shape_check(rq->body ? rq->body : "", rq->len, err, sizeof err) != 0)
+			return verifier_problem(400, status, "Malformed request", "JSON body: %s", err);
 		req = json_loadb(rq->body ? rq->body : "", rq->len, JSON_REJECT_DUPLICATES, &je);
 		if (!req || !json_is_object(req)) {
 			json_decref(req);
@@ -169,6 +172,19 @@ static json_t *dispatch_post(struct verifier_svc *svc, struct MHD_Connection *c,
 	return ans;
 }
 
+/* The body limit of an endpoint (at most --max-body): what its real requests need with room to
+ * spare. An attest body carries the evidence (quote, PCRs, both event logs: an OVMF TCG log is
+ * ~30 KB, ~40 KB as base64), the statement and the receipt. */
+static size_t endpoint_max_body(const struct verifier_svc *svc, const char *url)
+{
+	size_t m = VERIFIER_MAX_BODY_OTHER;
+	if (strcmp(url, "/v1/attest") == 0)
+		m = VERIFIER_MAX_BODY_ATTEST;
+	else if (strcmp(url, "/v1/enroll") == 0)
+		m = VERIFIER_MAX_BODY_ENROLL;
+	return m < svc->cfg.max_body ? m : svc->cfg.max_body;
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 			       const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
 {
@@ -182,6 +198,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		if (!(rq = calloc(1, sizeof *rq)))
 			return MHD_NO;
 		rq->start = verifier_mono();
+		rq->max = endpoint_max_body(svc, url);
 		*con_cls = rq;
 		pthread_mutex_lock(&svc->metrics.mu);
 		svc->metrics.http_requests++;
@@ -199,7 +216,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	}
 	if (*upload_size) {
 		if (rq->too_big == 0) {
-			if (rq->len + *upload_size > svc->cfg.max_body) {
+			if (rq->len + *upload_size > rq->max) {
 				rq->too_big = 1;
 			} else {
 				if (rq->len + *upload_size + 1 > rq->cap) {
@@ -207,8 +224,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 					char *n;
 					while (ncap < rq->len + *upload_size + 1)
 						ncap *= 2;
-					if (ncap > svc->cfg.max_body + 1)
-						ncap = svc->cfg.max_body + 1;
+					if (ncap > rq->max + 1)
+						ncap = rq->max + 1;
 					if (!(n = realloc(rq->body, ncap)))
 						return MHD_NO;
 					rq->body = n;
@@ -227,7 +244,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 							  "request queue full (%u); retry later", svc->cfg.queue_max), 1);
 	if (rq->too_big > 0)
 		return send_json(c, 413, verifier_problem(413, &status, "Payload Too Large",
-							  "request body above %zu bytes", svc->cfg.max_body), 1);
+							  "request body above %zu bytes", rq->max), 1);
 
 	if (strcmp(method, "GET") == 0) {
 		if (strcmp(url, "/metrics") == 0) {

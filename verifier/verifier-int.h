@@ -25,6 +25,10 @@
 #define VERIFIER_MAX_POLICY (1u << 20)      /* policy file size */
 #define VERIFIER_MAX_RELEASE (256u << 10)   /* one group's release payload, all files */
 #define VERIFIER_MAX_HOST_ID 128
+/* Request body limits per endpoint (capped by --max-body); docs/sluice-verifier.md. */
+#define VERIFIER_MAX_BODY_ATTEST (1u << 20)
+#define VERIFIER_MAX_BODY_ENROLL (64u << 10)
+#define VERIFIER_MAX_BODY_OTHER (8u << 10)
 
 /* ---- errors (stable values) ---- */
 enum verifier_err {
@@ -260,8 +264,13 @@ enum verifier_err verifier_ts_register(struct verifier_svc *svc, const uint8_t *
 void verifier_ts_client_free(void *client);
 
 /* ---- CBOR bodies (cbor.c) ---- */
-/* A request body (CBOR map, text keys) as the equivalent JSON object (bytes -> base64). */
+/* A request body (CBOR map, text keys) as the equivalent JSON object (bytes -> base64). Read in
+ * place by a bounded reader: anything but a definite map of at most 64 text keys with scalar
+ * values is refused before anything is allocated for it. */
 json_t *verifier_cbor_to_json(const uint8_t *buf, size_t len, char *err, size_t errlen);
+/* 0 if a JSON body (before jansson parses it) is an object of at most 64 fields with no nested
+ * object or array; -1 with err otherwise. A shape pre-check only; jansson checks the syntax. */
+int verifier_json_shape_check(const char *buf, size_t len, char *err, size_t errlen);
 /* An answer as CBOR (known binary fields back to byte strings). */
 int verifier_json_to_cbor(json_t *j, uint8_t **ret, size_t *ret_len);
 

@@ -98,4 +98,43 @@ sed 's/svc-1/svc-2/' "$T/good.json" >"$T/policy.json"; reload
 grep -q 'policy reloaded (svc-2)' "$T/v.log" && ok sighup_good_policy || fail sighup_good_policy "$(tail -n 3 "$T/v.log")"
 kill $VPID; wait $VPID; rc=$?
 [ $rc -eq 0 ] && ok clean_stop || fail clean_stop "rc=$rc"
+
+# Bodies are bounded per endpoint and decoded by a bounded reader: a verifier with the default
+# --max-body (8 MiB) answers 4xx to bodies shaped to blow up in a tree decoder (an array of 8M
+# zeros: ~70x as a libcbor tree, ~20x as jansson), also below the /v1/attest cap, and its peak
+# RSS (VmHWM) stays under HWM_MAX_KB. The old tree decoder peaked at ~587 MiB on the first one.
+HWM_MAX_KB=65536
+VP2=$(free_port); V2=http://127.0.0.1:$VP2
+"$SLUICE_VERIFIER" --listen 127.0.0.1:$VP2 --state "$T/v2" --policy "$T/good.json" --ts "http://127.0.0.1:$TSP" \
+	--ts-key "$T/ts.keys" --threads 2 --quiet >"$T/v2.log" 2>&1 &
+VPID2=$!
+track_pid $VPID2
+if wait_port $VP2 10; then
+	"$PY" - "$T" <<'PYEOF'
+import struct, sys
+t, n, m = sys.argv[1], (8 << 20) - 64, 900 << 10  # big: just under the default --max-body
+for name, k in (("big", n), ("mid", m)):
+    open(f"{t}/{name}.cbor", "wb").write(b"\xa1\x61a\x9a" + struct.pack(">I", k) + b"\x00" * k)
+    open(f"{t}/{name}.json", "w").write('{"a":[' + "0," * (k // 2 - 1) + "0]}")
+    # flat but with a huge number of keys: the shape check counts them
+    open(f"{t}/{name}keys.json", "w").write("{" + ",".join(f'"k{i}":0' for i in range(k // 10)) + "}")
+PYEOF
+	for f in big.cbor mid.cbor big.json mid.json midkeys.json; do
+		ct=application/json; [[ $f == *.cbor ]] && ct=application/cbor
+		code=$(curl -s -o "$T/body" -w '%{http_code}' -H "Content-Type: $ct" --data-binary @"$T/$f" "$V2/v1/attest")
+		hwm=$(awk '/^VmHWM:/ {print $2}' /proc/$VPID2/status 2>/dev/null)
+		if [[ "$code" == 4[0-9][0-9] ]] && [ -n "$hwm" ] && [ "$hwm" -lt $HWM_MAX_KB ]; then
+			ok "body_bounded_${f/./_}"
+		else
+			fail "body_bounded_${f/./_}" "HTTP $code, VmHWM ${hwm:-?} kB (max $HWM_MAX_KB): $(head -c 200 "$T/body")"
+		fi
+	done
+	# Real-size requests still fit: a 200 KB attest body reaches the appraisal (evidence.malformed, not 413).
+	"$PY" -c 'import base64,json,sys; print(json.dumps({"host_id":"x","evidence":base64.b64encode(b"\0"*150000).decode(),"statement":"","receipt":""}))' >"$T/real.json"
+	code=$(curl -s -o "$T/body" -w '%{http_code}' --data-binary @"$T/real.json" "$V2/v1/attest")
+	[ "$code" = 400 ] && grep -q evidence.malformed "$T/body" && ok attest_body_200k_accepted || fail attest_body_200k_accepted "HTTP $code $(head -c 200 "$T/body")"
+	kill $VPID2; wait $VPID2
+else
+	fail body_bounded "second verifier did not start: $(cat "$T/v2.log")"
+fi
 finish

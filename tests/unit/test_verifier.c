@@ -271,6 +271,36 @@ static void test_cbor_bodies(void)
 	T_CHECK(verifier_cbor_to_json(dup, sizeof dup, err, sizeof err) == NULL);
 	T_CHECK(verifier_cbor_to_json(trailing, sizeof trailing, err, sizeof err) == NULL);
 	T_CHECK(verifier_cbor_to_json((const uint8_t *)"\x83\x01\x02\x03", 4, err, sizeof err) == NULL); /* not a map */
+	/* The bounded reader: nested values, non-text keys, negative ints and too many fields are
+	 * refused; nothing is built for them. */
+	T_CHECK(verifier_cbor_to_json((const uint8_t *)"\xa1\x61" "a\x82\x00\x00", 6, err, sizeof err) == NULL);
+	T_CHECK(verifier_cbor_to_json((const uint8_t *)"\xa1\x61" "a\xa0", 4, err, sizeof err) == NULL);
+	T_CHECK(verifier_cbor_to_json((const uint8_t *)"\xa1\x01\x00", 3, err, sizeof err) == NULL);
+	T_CHECK(verifier_cbor_to_json((const uint8_t *)"\xa1\x61" "a\x20", 4, err, sizeof err) == NULL);
+	{
+		uint8_t m65[2 + 65 * 3] = {0xb8, 65}; /* 65 fields: refused by count, before any key */
+		for (int i = 0; i < 65; i++) {
+			m65[2 + 3 * i] = 0x61;
+			m65[3 + 3 * i] = 'a';
+			m65[4 + 3 * i] = 0x00;
+		}
+		T_CHECK(verifier_cbor_to_json(m65, sizeof m65, err, sizeof err) == NULL);
+		T_CHECK(strstr(err, "at most 64 fields") != NULL);
+	}
+	/* JSON bodies: the same shape, checked before jansson builds anything. */
+	T_EQ_INT(verifier_json_shape_check("{\"a\":\"[{\\\"\",\"b\":1}", 18, err, sizeof err), 0);
+	T_EQ_INT(verifier_json_shape_check("{\"a\":[0]}", 9, err, sizeof err), -1);
+	T_EQ_INT(verifier_json_shape_check("{\"a\":{}}", 8, err, sizeof err), -1);
+	T_EQ_INT(verifier_json_shape_check("[0]", 3, err, sizeof err), -1);
+	{
+		char many[1024];
+		size_t n = 1;
+		many[0] = '{';
+		for (int i = 0; i < 65; i++)
+			n += (size_t)snprintf(many + n, sizeof many - n, "%s\"k%d\":0", i ? "," : "", i);
+		many[n++] = '}';
+		T_EQ_INT(verifier_json_shape_check(many, n, err, sizeof err), -1);
+	}
 	/* Answers: binary fields become byte strings, the rest keeps its type. */
 	ans = json_pack("{s:s, s:i}", "verdict", "AQI=", "expires", -3);
 	T_EQ_INT(verifier_json_to_cbor(ans, &out, &len), 0);
