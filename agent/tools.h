@@ -202,13 +202,6 @@ enum tools_err tools_call_register(const struct tools_call_cfg *cfg, const char 
 				   size_t detaillen);
 void tools_call_record_clear(struct tools_call_record *r);
 
-/* Register a signed statement with the SCRAPI service at cfg->ts_url (tools_scrapi.c):
- * TOOLS_OK with the receipt (malloc'd) and the entry id, else TOOLS_ERR_REGISTER. The receipt
- * is verified by the caller. */
-enum tools_err tools_scrapi_register(const struct tools_call_cfg *cfg, const uint8_t *stmt, size_t stmt_len,
-				     uint8_t **ret_receipt, size_t *ret_len, char *entry_id, size_t entry_cap,
-				     char *detail, size_t detaillen);
-
 /* Verify a journaled call (statement + receipt) against the TS key. 0 or -1 with why. */
 int tools_call_verify(const char *ts_key, const uint8_t *statement, size_t statement_len,
 		      const uint8_t *receipt, size_t receipt_len, char *why, size_t whylen);

@@ -7,11 +7,14 @@
  * COSE_Sign1 (attached payload) with protected {1: -7, 3: media type, 4: kid of the TPM
  * statement key, 15: {1: "urn:sluice:host:<host id>", 2: "tool:<name>", 6: time}}, signed by the TPM-resident
  * statement key (TPM2_Sign over the SHA-256 of the Sig_structure). It is registered with the
- * SCRAPI service and the receipt verified against the pinned service key before returning. */
+ * SCRAPI service with libscrapi (the same client as `sluice register` and the verifier: bounded,
+ * no automatic redirects, Location kept on the service origin, Retry-After and backoff inside the
+ * --budget) and the receipt verified against the pinned service key before returning. */
 #include "agent/tools.h"
 #include "agent/agent.h"
 #include "bundle/bundle.h"
 #include "quote/quote.h"
+#include "scrapi/scrapi.h"
 
 #include <errno.h>
 #include <openssl/crypto.h>
@@ -270,6 +273,48 @@ out:
 	return rc;
 }
 
+/* Register the statement: TOOLS_OK with the (unverified) receipt and the entry id the service
+ * named, if it is a tidy token that fits ("" otherwise), else TOOLS_ERR_REGISTER with why. */
+static enum tools_err register_statement(const struct tools_call_cfg *cfg, struct tools_call_record *r,
+					 char *detail, size_t dlen)
+{
+	double budget = cfg->budget > 0 ? cfg->budget : 10;
+	struct scrapi_cfg sc = {.url = cfg->ts_url,
+				.http = {.ca_file = cfg->ca_file,
+					 .insecure_http = cfg->insecure_http,
+					 .timeout_ms = (long)(budget * 1000),
+					 .max_response = BUNDLE_MAX_COSE,
+					 .user_agent = "sluice/" SLUICE_VERSION},
+				.budget = budget};
+	struct scrapi_client *cl = NULL;
+	struct scrapi_result res = {0};
+	enum scrapi_err se;
+	enum tools_err rc = TOOLS_ERR_REGISTER;
+	size_t n;
+
+	if ((se = scrapi_client_new(&sc, &cl)) != SCRAPI_OK) {
+		fail(rc, detail, dlen, "%s: %s", cfg->ts_url, scrapi_strerror(se));
+		return rc;
+	}
+	if ((se = scrapi_register(cl, r->statement, r->statement_len, &res)) != SCRAPI_OK) {
+		fail(rc, detail, dlen, "%s: %s (%s)", cfg->ts_url, scrapi_strerror(se), scrapi_last_cause(cl));
+		goto out;
+	}
+	/* only a tidy token goes into _meta and the journal */
+	n = strlen(res.entry_id);
+	if (n < sizeof r->entry_id && strspn(res.entry_id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+							 "0123456789-_.%") == n)
+		memcpy(r->entry_id, res.entry_id, n + 1);
+	r->receipt = res.receipt;
+	r->receipt_len = res.receipt_len;
+	res.receipt = NULL;
+	rc = TOOLS_OK;
+out:
+	scrapi_result_clear(&res);
+	scrapi_client_free(cl);
+	return rc;
+}
+
 enum tools_err tools_call_register(const struct tools_call_cfg *cfg, const char *tool, const uint8_t args_sha256[32],
 				   const uint8_t verdict_sha256[32], int64_t when, struct tools_call_record *ret,
 				   char *detail, size_t detaillen)
@@ -288,8 +333,7 @@ enum tools_err tools_call_register(const struct tools_call_cfg *cfg, const char 
 	rc = sign_statement(cfg, tool, &payload, when, &r.statement, &r.statement_len, detail, detaillen);
 	if (rc != TOOLS_OK)
 		goto out;
-	rc = tools_scrapi_register(cfg, r.statement, r.statement_len, &r.receipt, &r.receipt_len, r.entry_id,
-				   sizeof r.entry_id, detail, detaillen);
+	rc = register_statement(cfg, &r, detail, detaillen);
 	if (rc != TOOLS_OK)
 		goto out;
 	/* Verified again here, whatever the client did: the tool runs only on a receipt that
