@@ -17,8 +17,12 @@
  *  12 envelope    the statement's hash envelope is this evidence        statement.evidence.mismatch
  *  13 receipt     valid under a trusted transparency service key        receipt.untrusted, receipt.invalid
  *
- * The verdict (EAR, signed by the verifier) is registered with the transparency service and
- * returned with its receipt. An affirming verdict carries the group's release payload: a fresh
+ * A failure in steps 1-2 (before the quote is shown to be signed by the AK enrolled for this
+ * host) is answered with a 403 problem whose title is the typed reason and whose detail is the
+ * reason's detail as JSON: anyone can send such evidence, so it gets no signed verdict, no
+ * transparency registration and no row in the store (and the host's last status is kept).
+ * From step 2's signature check on, every verdict (EAR, signed by the verifier) is registered
+ * with the transparency service and returned with its receipt. An affirming verdict carries the group's release payload: a fresh
  * 32-byte key wrapped with MakeCredential to the enrolled EK + AK name, and the payload
  * encrypted with it (AES-256-GCM). */
 #include "verifier/verifier-int.h"
@@ -49,6 +53,7 @@ struct appraisal {
 	struct bundle_evidence *ev;
 	struct verifier_host host;
 	int host_loaded;
+	int authentic;     /* the quote verified under the AK enrolled for host_id */
 	struct quote_attest_info qi;
 	struct quote_pcr_values pcrs;
 	struct quote_eventlog *tcg;
@@ -114,6 +119,7 @@ static int step_quote(struct appraisal *a)
 	if (qe != QUOTE_OK)
 		return fail(a, BUNDLE_TV_HARDWARE,
 			    verifier_reason("quote.signature", "{s:s, s:s}", "error", quote_strerror(qe), "why", d.detail));
+	a->authentic = 1;
 	qe = quote_attest_parse(a->ev->quote.ptr, a->ev->quote.len, &a->qi, &d);
 	if (qe == QUOTE_ERR_MAGIC)
 		return fail(a, BUNDLE_TV_HARDWARE, verifier_reason("quote.magic", "{s:s}", "why", d.detail));
@@ -535,8 +541,12 @@ json_t *verifier_attest(struct verifier_svc *svc, json_t *req, int *status)
 	a.svc = svc;
 	a.pol = verifier_policy_get(&svc->pol);
 	a.host_id = json_string_value(json_object_get(req, "host_id"));
-	if (!a.host_id || strlen(a.host_id) > VERIFIER_MAX_HOST_ID ||
-	    get_b64(req, "evidence", BUNDLE_MAX_EVIDENCE, &a.ev_bytes, &a.ev_len) ||
+	if (!a.host_id || !verifier_host_id_valid(a.host_id)) {
+		ans = verifier_problem(400, status, "Malformed request", "host_id: required, [A-Za-z0-9._:@-]{1,%d}",
+				       VERIFIER_MAX_HOST_ID);
+		goto out;
+	}
+	if (get_b64(req, "evidence", BUNDLE_MAX_EVIDENCE, &a.ev_bytes, &a.ev_len) ||
 	    get_b64(req, "statement", MAX_STATEMENT, &a.stmt, &a.stmt_len) ||
 	    get_b64(req, "receipt", MAX_RECEIPT, &a.receipt, &a.receipt_len)) {
 		ans = verifier_problem(400, status, "Malformed request",
@@ -559,6 +569,16 @@ json_t *verifier_attest(struct verifier_svc *svc, json_t *req, int *status)
 	    step_reference(&a) == 0 && step_rootfs(&a) == 0 && step_statement(&a) == 0 && step_receipt(&a) == 0 &&
 	    make_release(&a, &release, &release_len) != 0)
 		fail(&a, BUNDLE_TV_INSTANCE_IDENTITY, verifier_reason("internal", "{s:s}", "why", "cannot wrap the release"));
+	if (a.reason && !a.authentic) {
+		/* Not shown to come from the enrolled TPM: a problem, nothing signed, registered or stored. */
+		const char *type = json_string_value(json_object_get(a.reason, "type"));
+		int internal = type && strcmp(type, "internal") == 0;
+		detail_text = json_dumps(json_object_get(a.reason, "detail"), JSON_COMPACT | JSON_SORT_KEYS);
+		ans = verifier_problem(internal ? 500 : 403, status, type ? type : "internal", "%s",
+				       detail_text ? detail_text : "");
+		result = internal ? VR_ERROR : VR_REFUSED;
+		goto record;
+	}
 
 	memset(&ear, 0, sizeof ear);
 	ear.iat = verifier_now();
@@ -635,7 +655,10 @@ record:
 		double dt = verifier_mono() - t0;
 		verifier_metrics_appraisal(&svc->metrics, result, dt);
 		verifier_svc_log(svc, "appraise %s: %s%s%s%s%s (%.1f ms)", a.host_id,
-				 result == VR_AFFIRMING ? "affirming" : result == VR_ERROR ? "error" : "contraindicated",
+				 result == VR_AFFIRMING	  ? "affirming"
+				 : result == VR_ERROR	  ? "error"
+				 : result == VR_REFUSED ? "refused"
+							: "contraindicated",
 				 a.reason ? " " : "", a.reason ? json_string_value(json_object_get(a.reason, "type")) : "",
 				 a.reason && detail_text ? " " : "", a.reason && detail_text ? detail_text : "", dt * 1000);
 	}

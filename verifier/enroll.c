@@ -29,7 +29,7 @@ static int get_b64(json_t *req, const char *name, size_t max, uint8_t **ret, siz
 	return verifier_b64_decode(json_string_value(v), max, ret, len);
 }
 
-static int valid_host_id(const char *s)
+int verifier_host_id_valid(const char *s)
 {
 	size_t n = strlen(s);
 	if (n == 0 || n > VERIFIER_MAX_HOST_ID)
@@ -46,7 +46,7 @@ static int valid_host_id(const char *s)
 static const char *get_host_id(json_t *req)
 {
 	const char *h = json_string_value(json_object_get(req, "host_id"));
-	return h && valid_host_id(h) ? h : NULL;
+	return h && verifier_host_id_valid(h) ? h : NULL;
 }
 
 /* SHA-256 of the SubjectPublicKeyInfo DER of a TPM2B_PUBLIC. */
@@ -344,7 +344,7 @@ json_t *verifier_host_info(struct verifier_svc *svc, const char *host_id, int *s
 	enum verifier_err ve;
 
 	memset(&h, 0, sizeof h);
-	if (!valid_host_id(host_id))
+	if (!verifier_host_id_valid(host_id))
 		return verifier_problem(400, status, "Malformed request", "bad host id");
 	ve = verifier_store_host_get(svc->store, host_id, &h);
 	if (ve == VERIFIER_ERR_NOTFOUND)

@@ -167,7 +167,7 @@ void verifier_metrics_appraisal(struct verifier_metrics *m, enum verifier_result
 
 char *verifier_metrics_render(struct verifier_metrics *m, long long hosts)
 {
-	static const char *names[VR__N] = {"affirming", "contraindicated", "error"};
+	static const char *names[VR__N] = {"affirming", "contraindicated", "error", "refused"};
 	size_t cap = 4096, len = 0;
 	char *out = malloc(cap);
 	unsigned long long cum = 0;

@@ -25,6 +25,8 @@
 #define VERIFIER_MAX_POLICY (1u << 20)      /* policy file size */
 #define VERIFIER_MAX_RELEASE (256u << 10)   /* one group's release payload, all files */
 #define VERIFIER_MAX_HOST_ID 128
+/* 1 if s is a host id: [A-Za-z0-9._:@-]{1,VERIFIER_MAX_HOST_ID} (safe in logs, URLs, SQL). */
+int verifier_host_id_valid(const char *s);
 /* Request body limits per endpoint (capped by --max-body); docs/sluice-verifier.md. */
 #define VERIFIER_MAX_BODY_ATTEST (1u << 20)
 #define VERIFIER_MAX_BODY_ENROLL (64u << 10)
@@ -191,7 +193,8 @@ int verifier_b64_decode(const char *in, size_t max, uint8_t **ret, size_t *ret_l
 char *verifier_b64_encode(const uint8_t *in, size_t len);
 
 /* ---- metrics ---- */
-enum verifier_result { VR_AFFIRMING, VR_CONTRAINDICATED, VR_ERROR, VR__N };
+/* VR_REFUSED: a 403 problem, no verdict (the evidence was not shown to come from the enrolled TPM). */
+enum verifier_result { VR_AFFIRMING, VR_CONTRAINDICATED, VR_ERROR, VR_REFUSED, VR__N };
 struct verifier_metrics {
 	pthread_mutex_t mu;
 	unsigned long long appraisals[VR__N];

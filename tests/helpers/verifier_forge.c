@@ -11,7 +11,9 @@
  *   verifier_forge enroll MODE --tcti T --verifier URL --host-id H [--tcti2 T2]
  *                                             enrolment variants (see do_enroll)
  *   verifier_forge attest MODE [options]      one appraisal; prints
- *                                             "status=S reason=R credential=yes|no"
+ *                                             "status=S reason=R credential=yes|no"; a request
+ *                                             the verifier refuses with a problem (4xx) prints
+ *                                             "status=refused-CODE reason=TITLE credential=no"
  *
  * MODE: good, wrong-nonce, replay, pcr-altered, foreign-stmt-key, untrusted-receipt,
  *       other-receipt, release-other-tpm, expired (sleeps --sleep S after the challenge),
@@ -19,6 +21,7 @@
  *       sha256:0,15), sealed (extends a "released" record first), nonce-other-host (--host2 H).
  * options: --tcti T --host-id H --verifier URL --verifier-key F --ts URL --ts-key F --root DIR
  *          --out DIR [--eventlog F] [--tcti2 T] [--ts2 URL] [--foreign-key PEM] [--sleep S]
+ *          [--save-request F] (the /v1/attest JSON body, to replay it with curl)
  *
  * Not product code: it exists so each negative case reaches exactly the step it targets. */
 #include "agent/agent.h"
@@ -231,10 +234,10 @@ static int do_attest(int argc, char **argv)
 		{"eventlog", required_argument, NULL, 'e'},    {"tcti2", required_argument, NULL, '2'},
 		{"ts2", required_argument, NULL, 'T'},         {"foreign-key", required_argument, NULL, 'F'},
 		{"sleep", required_argument, NULL, 'z'},       {"host2", required_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{"save-request", required_argument, NULL, 'R'}, {NULL, 0, NULL, 0},
 	};
 	struct agent_attest_cfg cfg = {.budget = 30};
-	const char *mode = argv[1], *tcti2 = NULL, *ts2 = NULL, *foreign = NULL, *host2 = NULL;
+	const char *mode = argv[1], *tcti2 = NULL, *ts2 = NULL, *foreign = NULL, *host2 = NULL, *save = NULL;
 	struct agent_attest_state *s = NULL;
 	char why[1024] = "";
 	double sleep_s = 0;
@@ -259,6 +262,7 @@ static int do_attest(int argc, char **argv)
 		case 'F': foreign = optarg; break;
 		case 'z': sleep_s = strtod(optarg, NULL); break;
 		case 'h': host2 = optarg; break;
+		case 'R': save = optarg; break;
 		default: return 2;
 		}
 	}
@@ -401,14 +405,37 @@ static int do_attest(int argc, char **argv)
 	} else if (agent_attest_register(s, why, sizeof why)) {
 		goto out;
 	}
+	if (save) {
+		size_t l1, l2, l3;
+		const uint8_t *p1 = agent_attest_get(s, AGENT_PART_EVIDENCE, &l1);
+		const uint8_t *p2 = agent_attest_get(s, AGENT_PART_STATEMENT, &l2);
+		const uint8_t *p3 = agent_attest_get(s, AGENT_PART_RECEIPT, &l3);
+		char *b1 = agent_b64(p1, l1), *b2 = agent_b64(p2, l2), *b3 = agent_b64(p3, l3), *text = NULL;
+		json_t *req = json_pack("{s:s, s:s, s:s, s:s}", "host_id", cfg.host_id, "evidence", b1 ? b1 : "",
+					"statement", b2 ? b2 : "", "receipt", b3 ? b3 : "");
+		if (req && (text = json_dumps(req, JSON_COMPACT)))
+			agent_write_file(save, text, strlen(text), 0644);
+		free(text);
+		json_decref(req);
+		free(b1);
+		free(b2);
+		free(b3);
+	}
 	if (agent_attest_appraise(s, why, sizeof why) == 0 && strcmp(mode, "replay") == 0) {
 		/* The same evidence, statement and receipt a second time. */
 		if (agent_attest_appraise(s, why, sizeof why) == 0)
 			fprintf(stderr, "verifier_forge: replay was accepted\n");
 	}
 	if (!agent_attest_answer(s)) {
+		/* The agent's message for a problem answer: "appraise: HTTP 403: TITLE: DETAIL". */
+		const char *h = strstr(why, "HTTP 4");
+		char title[128] = "none";
+		int code = 0;
 		fprintf(stderr, "verifier_forge: %s\n", why);
-		printf("mode=%s status=http-error reason=none credential=no\n", mode);
+		if (h && sscanf(h, "HTTP %d: %127[^:]", &code, title) == 2)
+			printf("mode=%s status=refused-%d reason=%s credential=no\n", mode, code, title);
+		else
+			printf("mode=%s status=http-error reason=none credential=no\n", mode);
 		rc = 0;
 		goto out;
 	}

@@ -12,6 +12,7 @@ reload() {
 	while [ "$(grep -c 'policy reload' "$T/verifier.log")" -le "$n" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
 }
 FORGE=$BUILD/tests/helpers/verifier_forge
+PY=${PYTHON:-/usr/bin/python3}
 T=$TMP
 for b in "$SLUICE" "$SLUICE_TS" "$SLUICE_VERIFIER" "$FORGE"; do
 	[ -x "$b" ] || { fail setup "missing $b (make all test-bins)"; finish; }
@@ -99,10 +100,21 @@ expect() {
 	*) fail "$n" "want contraindicated/$want without credential, got: $out $(tail -n 2 "$T/forge.err" | tr '\n' ' ')" ;;
 	esac
 }
+# expect_refused NAME OUTPUT REASON: evidence not shown to come from the enrolled TPM (AK unknown
+# or another host's, quote not signed by the enrolled AK) gets a 403 problem with that reason:
+# no verdict signed, registered or stored.
+expect_refused() {
+	local n=$1 out=$2 want=$3
+	case "$out" in
+	*"status=refused-403 reason=$want credential=no"*) ok "$n" ;;
+	*) fail "$n" "want a 403 problem $want, got: $out $(tail -n 2 "$T/forge.err" | tr '\n' ' ')" ;;
+	esac
+}
+ts_accepted() { curl -sf "$TS/metrics" | awk '/^sluice_ts_registrations_total\{result="accepted"\}/ {print $2}'; }
 
 # --- the case an unenrolled AK makes (before TPM B is enrolled) ---------------------------
 check enroll_a "$SLUICE" enroll --out "$T/enrollA" --verifier "$V" --host-id host-a --tcti "$TA"
-expect unenrolled_ak "$(forge good "$TB" host-a "$T/outB")" ak.unknown
+expect_refused unenrolled_ak "$(forge good "$TB" host-a "$T/outB" --save-request "$T/junk.json")" ak.unknown
 
 # --- happy path: sluice attest, credential recovered in the TPM ---------------------------
 if "$SLUICE" attest --tcti "$TA" --host-id host-a --root "$T/root" --out "$T/outA" --cred-dir "$T/credA" \
@@ -120,6 +132,23 @@ for f in verdict.cose verdict-receipt.cose bundle.tar; do
 done
 ok attest_outputs
 check host_info_affirming bash -c "curl -sf '$V/v1/hosts/host-a' | grep -q '\"status\":\"affirming\"'"
+
+# Anonymous junk for an enrolled host (evidence that decodes, from an unenrolled TPM, naming
+# host-a): 403, nothing registered with the TS, host-a's record untouched.
+n1=$(ts_accepted); h1=$(curl -sf "$V/v1/hosts/host-a")
+code=$(curl -s -o "$T/body" -w '%{http_code}' --data-binary @"$T/junk.json" "$V/v1/attest")
+n2=$(ts_accepted); h2=$(curl -sf "$V/v1/hosts/host-a")
+if [ "$code" = 403 ] && grep -q '"title":"ak.unknown"' "$T/body" && [ -n "$n1" ] && [ "$n1" = "$n2" ] && [ "$h1" = "$h2" ]; then
+	ok junk_evidence_not_registered_nor_stored
+else
+	fail junk_evidence_not_registered_nor_stored "HTTP $code $(cat "$T/body"); TS accepted $n1 -> $n2; host $h1 -> $h2"
+fi
+# A host id outside the enrolment alphabet (here with a newline, which forged a log line): 400.
+"$PY" -c 'import json,sys; r=json.load(open(sys.argv[1])); r["host_id"]="host-a\nFORGED-LOG-LINE"; print(json.dumps(r))' \
+	"$T/junk.json" >"$T/junk-nl.json"
+code=$(curl -s -o "$T/body" -w '%{http_code}' --data-binary @"$T/junk-nl.json" "$V/v1/attest")
+[ "$code" = 400 ] && ! grep -q '^FORGED-LOG-LINE' "$T/verifier.log" && ok attest_host_id_invalid_400 \
+	|| fail attest_host_id_invalid_400 "HTTP $code $(cat "$T/body")"
 
 # --- enrolment rules ----------------------------------------------------------------------
 enr() { "$FORGE" enroll "$@" --verifier "$V" 2>>"$T/forge.err"; }
@@ -159,12 +188,12 @@ expect rootfs_unknown "$(forge good "$TA" host-a "$T/outA" --root "$T/root2")" r
 expect statement_foreign_key "$(forge foreign-stmt-key "$TA" host-a "$T/outA" --foreign-key "$T/foreign.pem")" statement.signature
 expect receipt_untrusted_ts "$(forge untrusted-receipt "$TA" host-a "$T/outA" --ts2 "$TS2")" receipt.untrusted
 expect receipt_other_statement "$(forge other-receipt "$TA" host-a "$T/outA")" receipt.invalid
-expect quote_signature_forged "$(forge quote-sig-flip "$TA" host-a "$T/outA")" quote.signature
+expect_refused quote_signature_forged "$(forge quote-sig-flip "$TA" host-a "$T/outA")" quote.signature
 expect certify_signature_forged "$(forge certify-sig-flip "$TA" host-a "$T/outA")" statement.key.uncertified
 expect statement_other_evidence "$(forge stmt-other-evidence "$TA" host-a "$T/outA")" statement.evidence.mismatch
 expect pcr_selection_other "$(forge pcr-selection "$TA" host-a "$T/outA")" pcr.selection
 expect nonce_of_other_host "$(forge nonce-other-host "$TA" host-a "$T/outA" --host2 host-b)" nonce.host
-expect host_a_as_host_b "$(forge good "$TA" host-b "$T/outA")" ak.host.mismatch
+expect_refused host_a_as_host_b "$(forge good "$TA" host-b "$T/outA")" ak.host.mismatch
 
 # The release of an affirming verdict for A, offered to TPM B: refused there, recovered by A.
 out=$(forge release-other-tpm "$TA" host-a "$T/outA" --tcti2 "$TB")
@@ -192,7 +221,6 @@ reload
 expect_enroll enroll_preregistered_ek "$(enr no-cert --tcti "$TB" --host-id host-b)" ok
 
 # --- CBOR bodies: a challenge asked and answered in CBOR --------------------------------------
-PY=${PYTHON:-/usr/bin/python3}
 "$PY" -c 'import sys, cbor2; sys.stdout.buffer.write(cbor2.dumps({"host_id": "host-a"}))' >"$T/req.cbor"
 curl -sf -H 'Content-Type: application/cbor' -H 'Accept: application/cbor' --data-binary @"$T/req.cbor" \
 	"$V/v1/challenge" -o "$T/chal.cbor"
