@@ -158,25 +158,28 @@ static void child_run(const struct boot_cfg *cfg, double budget, int fd)
 /* After a failed attempt no released credential may stay behind (the attestation flow writes
  * them only on success; this also covers a crash between writing and sealing). The verdict and
  * evidence in out_dir stay: they say why the gate closed. */
-static void wipe_credentials(const struct boot_cfg *cfg)
+/* Remove every released credential; returns how many files were removed. tmpfs frees the
+ * pages, so unlinking is the wipe. */
+static int wipe_credentials(const struct boot_cfg *cfg)
 {
-	int dfd = open(cfg->cred_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	int lfd;
+	int dfd = cfg->cred_dir[0] ? open(cfg->cred_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW) : -1;
+	int lfd, n = 0;
 	DIR *d;
 	struct dirent *e;
 
 	if (dfd < 0)
-		return;
+		return 0;
 	lfd = dup(dfd);
 	d = lfd >= 0 ? fdopendir(lfd) : NULL;
 	if (!d && lfd >= 0)
 		close(lfd);
 	while (d && (e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-			unlinkat(dfd, e->d_name, 0);
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && unlinkat(dfd, e->d_name, 0) == 0)
+			n++;
 	if (d)
 		closedir(d);
 	close(dfd);
+	return n;
 }
 
 /* ---- the parent: one attempt --------------------------------------------------------- */
@@ -417,14 +420,24 @@ static double g_t_start; /* when the gate started, for the closing line */
 static int refuse(const struct boot_cfg *cfg, enum boot_fail action, int pid1, int no_action, int intact,
 		  const char *why)
 {
+	char verdict[BOOT_VAL_MAX + 16];
+	int wiped;
+
 	boot_say("FAILED %s", why);
+	/* Whatever failed, and however late (switch_root itself can fail after the release),
+	 * a closed gate leaves no credential behind and no verdict that could unlock the tool
+	 * gateway; the evidence bundle stays for the operator. */
+	wiped = wipe_credentials(cfg);
+	if (wiped)
+		boot_say("wiped %d released credential(s) from %s", wiped, cfg->cred_dir);
+	if (cfg->out_dir[0] && snprintf(verdict, sizeof verdict, "%s/verdict.cose", cfg->out_dir) < (int)sizeof verdict)
+		unlink(verdict);
 	if (!pid1 && (no_action || action == BOOT_FAIL_SHELL)) {
 		boot_say("gate closed after %.1fs: nothing released", agent_now() - g_t_start);
 		return 1;
 	}
 	boot_say("gate closed after %.1fs: nothing released; failure action: %s", agent_now() - g_t_start,
 		 action == BOOT_FAIL_RETRY ? "halt (retry budget spent)" : boot_fail_name(action));
-	(void)cfg;
 	boot_fail_action(action, pid1, intact);
 	return 1; /* hook mode when the action could not stop the machine */
 }

@@ -10,6 +10,9 @@
 #   5 contraindicated     the policy pins PCR 0 to another value: verdict contraindicated
 #   7 replay_*            a network attacker replays the good boot's evidence, or its verdict,
 #                         to a later boot: refused both ways
+#   8 switch_root_fails   the gate opens but the configured init is missing: switch_root fails,
+#                         and the released credential and the verdict are wiped before the
+#                         failure action (nothing released is left behind)
 # (case 6, OVMF + PCR 9, is tests/boot/uefi.sh). Each failure prints the guest console.
 . "$(dirname "$0")/../lib.sh"
 . "$TOP/tests/boot/lib-boot.sh"
@@ -150,5 +153,22 @@ if [ -s "$TMP/proxy/attest.req" ] && [ -s "$TMP/proxy/attest.resp" ]; then
 	grep -q 'replay-verdict' "$TMP/proxy/log" || fail replay_verdict "the proxy never replayed"
 else
 	fail replay_evidence "the good boot's exchange was not recorded"
+fi
+
+# 8. the gate opens, then switch_root fails (no such init in the new root)
+echo pass >"$TMP/proxy/mode"
+boot_guest_conf "$W" "$TMP/sluice-noinit.conf" "verifier = http://10.0.2.100:$PP" "init = /sbin/no-such-init"
+if boot_initramfs "$TMP/initrd-noinit.img" -s "$SLUICE" -c "$TMP/sluice-noinit.conf" -V "$W_VKEY" -T "$W_TSKEY"; then
+	boot_qemu noinit -i "$TMP/initrd-noinit.img" -t "$W_TPMSTATE" "${FWD[@]}" -r "$TMP/root.img"
+	con=$TMP/noinit.console
+	if grep -q 'gate open after' "$con" && grep -q 'sluice: FAILED switch_root: ' "$con" &&
+		grep -Eq 'sluice: wiped [1-9][0-9]* released credential\(s\) from /run/credentials/@initrd' "$con" &&
+		! grep -q ROOT-REACHED "$con"; then
+		ok switch_root_fails_wipes_release
+	else
+		fail switch_root_fails_wipes_release "no failed switch_root followed by the wipe"; boot_console noinit
+	fi
+else
+	fail switch_root_fails_wipes_release "mkinitramfs failed"
 fi
 finish
