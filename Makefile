@@ -100,17 +100,22 @@ unit: test-bins
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
+# Everything, then the unit suites again under sanitizers; the last line adds both up.
 check: deps
 	$(MAKE) -j$(JOBS) test-bins
-	@rc=0; BUILD=$(BUILD) T='$(T)' tests/run.sh $(SUITES) || rc=1; \
-	$(MAKE) --no-print-directory asan T='$(T)' || rc=1; exit $$rc
+	@rc=0; sum=$(BUILD)/check-summary; rm -f $$sum; mkdir -p $(BUILD); \
+	SUMMARY_FILE=$$PWD/$$sum BUILD=$(BUILD) T='$(T)' tests/run.sh $(SUITES) || rc=1; \
+	$(MAKE) --no-print-directory asan T='$(T)' SUMMARY_FILE=$$PWD/$$sum || rc=1; \
+	[ -s $$sum ] || { echo "check: no test ran" >&2; rc=1; }; \
+	echo; awk '{p+=$$1; f+=$$2} END {printf "check: %d passed, %d failed\n", p, f}' $$sum 2>/dev/null; \
+	exit $$rc
 
 # The unit tests and fuzz replays under AddressSanitizer + UndefinedBehaviorSanitizer.
 asan:
 	$(MAKE) --no-print-directory BUILD=build/asan CFLAGS='-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all' \
 	    HARDEN='-fPIE' LDFLAGS='-fsanitize=address,undefined' -j$(JOBS) test-bins
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	    BUILD=build/asan T='$(T)' SLUICE_SUITE_LABEL=asan tests/run.sh unit fuzz
+	    BUILD=build/asan T='$(T)' SLUICE_SUITE_LABEL=asan SUMMARY_FILE='$(SUMMARY_FILE)' tests/run.sh unit fuzz
 
 # Coverage-guided fuzzing with libFuzzer (clang), FUZZ_SECONDS per target; new inputs land in build/fuzz/corpus.
 fuzz:

@@ -4,7 +4,8 @@
 #   tests/run.sh [SUITE...]        SUITE: unit fuzz integration boot (default: all four)
 #
 # Environment: BUILD (build dir, default build), T (only tests whose name contains T),
-# TEST_TIMEOUT (seconds per test, default 600), SLUICE_SUITE_LABEL (prefix for the summary).
+# TEST_TIMEOUT (seconds per test, default 600), SLUICE_SUITE_LABEL (prefix for the summary),
+# SUMMARY_FILE (append "PASSED FAILED" there, so make check can add up several runs).
 #
 # Each test is a program: a unit test binary, a fuzz replay binary, or a script in
 # tests/integration or tests/boot. A test reports sub-cases with TAP-like lines on stdout:
@@ -90,4 +91,5 @@ done
 echo
 [ ${#failed_names[@]} -gt 0 ] && echo "failed: ${failed_names[*]}"
 echo "${LABEL:+$LABEL: }$pass passed, $fail failed"
+[ -n "${SUMMARY_FILE:-}" ] && echo "$pass $fail" >>"$SUMMARY_FILE"
 [ "$fail" -eq 0 ]
