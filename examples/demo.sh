@@ -30,6 +30,7 @@ echo "    $VMLINUZ"
 
 say "TPM, transparency service, verifier; enrol this TPM"
 W=$DEMO_DIR/world
+W_CRED=stock-quote-token # the credential examples/stock-price/stock_price.json presents
 boot_world_up "$W" demo-host || die "could not start the services or enrol (see $W/*.log)"
 echo "    swtpm state         $W_TPMSTATE (EK certificate from $W/tpm/ca)"
 echo "    sluice-ts           http://127.0.0.1:$W_TSP   key $W_TSKEY"
@@ -40,7 +41,7 @@ say "The root image, its reference value, the policy"
 cat >"$TMP/rinit" <<'EOF'
 #!/bin/sh
 echo "ROOT: switched into the measured root; the released credential:"
-c=/run/credentials/@initrd/tool-token
+c=/run/credentials/@initrd/stock-quote-token
 [ -r $c ] && echo "CRED: $c (mode $(stat -c %a $c), $(wc -c <$c) bytes)"
 echo "ROOT: /run/sluice holds: $(ls /run/sluice | tr '\n' ' ')"
 echo "DEMO-OUT-BEGIN"; tar -C /run/sluice -cf - . | base64; echo "DEMO-OUT-END"
@@ -56,7 +57,7 @@ cp -a "$TMP/root" "$TMP/tampered"
 echo "a backdoor" >>"$TMP/tampered/usr/bin/app"
 boot_mkroot "$TMP/tampered" "$DEMO_DIR/root-tampered.img" 64M
 echo "    reference digest    $DIGEST  (sluice measure $TMP/root)"
-echo "    policy              $W/policy.json (accepts that digest; releases 'tool-token'; tools: stock-price)"
+echo "    policy              $W/policy.json (accepts that digest; releases '$W_CRED'; tools: stock_price)"
 
 say "The initramfs: busybox, sluice, the pinned keys, /init"
 boot_guest_conf "$W" "$DEMO_DIR/sluice.conf"

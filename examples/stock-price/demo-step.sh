@@ -9,13 +9,11 @@
 #   SLUICE        sluice binary (default: $BUILD/sluice, BUILD defaults to build)
 #   RUN_DIR       default DEMO_OUT if set, else /run/sluice
 #   CRED_DIR      default /run/credentials/@initrd
-#   CRED_NAME     the released credential the tool presents (default stock-quote-token)
 #   VERIFIER_KEY  pinned verifier public key            (required)
 #   TS_URL        transparency service for the call     (required)
 #   TS_KEY        pinned transparency service key       (required)
 #   HOST_ID       this host's id as enrolled            (required)
 #   TCTI          TPM holding the statement key (default: TPM_STATE's swtpm, else device:/dev/tpmrm0)
-#   TOOL          tool name (default: the verdict's allowed tool containing "stock", else stock_price)
 #   SYMBOL        default INTC
 #   QUOTE_PORT    use a quote service already listening on 127.0.0.1:QUOTE_PORT instead of
 #                 starting examples/stock-price/quote_service.py on a free port
@@ -25,7 +23,10 @@
 # VERIFIER_KEY, HOST_ID) the step runs on the host with what the guest left: RUN_DIR is DEMO_OUT,
 # the guest's TPM state is started with swtpm/start.sh for the statement key, and -- the guest's
 # credentials never leave the guest -- the verifier's copy of the released credential
-# (DEMO_DIR/world/release/) stands in for it. That shortcut exists only in this demo script.
+# (DEMO_DIR/world/release/stock-quote-token) stands in for it. That shortcut exists only in this
+# demo script. The tool is stock_price and the credential it presents is stock-quote-token, as in
+# stock_price.json; the verdict must allow that tool and the policy release that credential
+# (policy-fragment.json; tests/boot/lib-boot.sh writes such a policy).
 # Exit status 0 when the price came back with a receipt that verifies.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -35,7 +36,9 @@ case "$BUILD" in /*) ;; *) BUILD=$top/$BUILD ;; esac
 SLUICE=${SLUICE:-$BUILD/sluice}
 RUN_DIR=${RUN_DIR:-${DEMO_OUT:-/run/sluice}}
 CRED_DIR=${CRED_DIR:-/run/credentials/@initrd}
-CRED_NAME=${CRED_NAME:-stock-quote-token}
+TOOL=stock_price
+CRED_NAME=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["credential"])' "$here/stock_price.json") ||
+	exit 1
 SYMBOL=${SYMBOL:-INTC}
 for v in VERIFIER_KEY TS_URL TS_KEY HOST_ID; do
 	[ -n "${!v:-}" ] || { echo "demo-step: $v is required (see the header of $0)" >&2; exit 2; }
@@ -66,35 +69,13 @@ if [ -z "${TCTI:-}" ] && [ -n "${TPM_STATE:-}" ]; then
 fi
 TCTI=${TCTI:-device:/dev/tpmrm0}
 
-# The tool name the verdict allows (stock_price, or a variant such as stock-price).
-if [ -z "${TOOL:-}" ]; then
-	TOOL=$(python3 -c '
-import sys
-# the verdict claim "sluice.tools": [tstr...] (a small CBOR walk; no CBOR module needed)
-b = open(sys.argv[1], "rb").read()
-i = b.find(b"\x6csluice.tools")
-name = "stock_price"
-if i >= 0 and 0x80 <= b[i + 13] <= 0x97:
-    j = i + 14
-    for _ in range(b[i + 13] - 0x80):
-        n, j = (b[j] - 0x60, j + 1) if b[j] < 0x78 else (b[j + 1], j + 2)
-        t = b[j:j + n].decode(errors="replace")
-        j += n
-        if "stock" in t:
-            name = t
-            break
-print(name)
-' "$RUN_DIR/verdict.cose")
-fi
-
 # The released credential the tool presents.
-if [ ! -r "$CRED_DIR/$CRED_NAME" ] && [ -n "${DEMO_DIR:-}" ] && [ -d "$DEMO_DIR/world/release" ]; then
-	f=$(ls "$DEMO_DIR/world/release" | head -n 1)
+if [ ! -r "$CRED_DIR/$CRED_NAME" ] && [ -n "${DEMO_DIR:-}" ] && [ -r "$DEMO_DIR/world/release/$CRED_NAME" ]; then
 	mkdir -p "$WORK/cred"
-	cp "$DEMO_DIR/world/release/$f" "$WORK/cred/$f"
-	chmod 0400 "$WORK/cred/$f"
-	CRED_DIR=$WORK/cred CRED_NAME=$f
-	say "credential: '$f' was released into the guest; the host uses the verifier's copy (demo only)"
+	cp "$DEMO_DIR/world/release/$CRED_NAME" "$WORK/cred/$CRED_NAME"
+	chmod 0400 "$WORK/cred/$CRED_NAME"
+	CRED_DIR=$WORK/cred
+	say "credential: '$CRED_NAME' was released into the guest; the host uses the verifier's copy (demo only)"
 fi
 [ -r "$CRED_DIR/$CRED_NAME" ] || { echo "demo-step: no released credential $CRED_DIR/$CRED_NAME" >&2; exit 1; }
 
@@ -108,12 +89,11 @@ if [ -z "${QUOTE_PORT:-}" ]; then
 fi
 python3 -c '
 import json, sys
-src, dst, tool, cred, port = sys.argv[1:]
+src, dst, port = sys.argv[1:]
 d = json.load(open(src))
-d["name"], d["credential"] = tool, cred
 d["http"]["url"] = d["http"]["url"].replace("127.0.0.1:8931", "127.0.0.1:" + port)
 json.dump(d, open(dst, "w"), indent=1)
-' "$here/stock_price.json" "$WORK/tools.d/stock_price.json" "$TOOL" "$CRED_NAME" "$QUOTE_PORT" || exit 1
+' "$here/stock_price.json" "$WORK/tools.d/stock_price.json" "$QUOTE_PORT" || exit 1
 
 opts=(--tools-dir "$WORK/tools.d" --run-dir "$RUN_DIR" --cred-dir "$CRED_DIR" --verifier-key "$VERIFIER_KEY"
 	--ts-key "$TS_KEY" --ts "$TS_URL" --host-id "$HOST_ID" --tcti "$TCTI" --journal "$WORK/tools.journal"

@@ -163,7 +163,12 @@ boot_expect() { # NAME CASE PATTERN
 #                             statement key persisted in the TPM), the TS trusting the verifier
 #                             and the host's statement key. Sets W_TPMSTATE (state dir for
 #                             boot_qemu -t), W_VP, W_TSP (ports), W_VKEY, W_TSKEY (pinned keys),
-#                             W_HOST. Writes W/release/tool-token (the released credential).
+#                             W_HOST. Writes W/release/$W_CRED, the one credential the policy
+#                             releases; the policy allows the tool stock_price. W_CRED: set it
+#                             before the call; examples/demo.sh sets stock-quote-token, the
+#                             credential examples/stock-price/stock_price.json presents. Default
+#                             tool-token, the name tests/boot/{gate,hook_mode,dracut_boot}.sh read
+#                             (to become stock-quote-token once they read $W_CRED).
 #   boot_world_policy W ROOTFS_DIGEST [PCRS_JSON] [EXTRA_GROUP_JSON]
 #                             (re)write the policy and reload the verifier (SIGHUP)
 #   boot_guest_conf W FILE [extra lines...]   sluice.conf for a guest of this world
@@ -188,6 +193,7 @@ _world_ts_start() { # W
 boot_world_up() { # W HOST_ID
 	local w=$1
 	W_HOST=$2
+	W_CRED=${W_CRED:-tool-token}
 	mkdir -p "$w/ts-trust" "$w/ekca" "$w/release" "$w/enrol"
 	"$TOP/swtpm/setup.sh" "$w/tpm" >/dev/null || { echo "boot_world_up: swtpm setup failed" >&2; return 1; }
 	W_TPMSTATE=$w/tpm/state
@@ -203,7 +209,7 @@ boot_world_up() { # W HOST_ID
 	W_TSKEY=$w/ts.pem
 	openssl pkey -in "$w/ts/service-key.pem" -pubout -out "$W_TSKEY" 2>/dev/null || {
 		echo "boot_world_up: no TS key" >&2; return 1; }
-	printf 'tool-token-%s\n' "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" >"$w/release/tool-token"
+	printf '%s-%s\n' "$W_CRED" "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" >"$w/release/$W_CRED"
 	boot_world_policy "$w" "0000000000000000000000000000000000000000000000000000000000000000" "[15]" noreload || return 1
 	"$SLUICE_VERIFIER" --listen "127.0.0.1:$W_VP" --state "$w/ver" --policy "$w/policy.json" \
 		--ts "http://127.0.0.1:$W_TSP" --ts-key "$W_TSKEY" --ek-ca "$w/ekca" --id sluice-test-verifier --threads 4 \
@@ -231,7 +237,7 @@ boot_world_policy() { # W ROOTFS_DIGEST [PCRS_JSON] [EXTRA_JSON | noreload]
 	[ "$extra" = noreload ] && extra=
 	cat >"$w/policy.json.tmp" <<JSON
 {"policy_id": "sluice-boot-test", "groups": [{"name": "guests", "hosts": ["*"], "pcrs": {"sha256": $pcrs},
-  "rootfs": ["sha256:$d"], "release": {"tool-token": "release/tool-token"}, "tools": ["stock-price"],
+  "rootfs": ["sha256:$d"], "release": {"$W_CRED": "release/$W_CRED"}, "tools": ["stock_price"],
   "verdict_lifetime": 3600${extra:+, $extra}}]}
 JSON
 	mv "$w/policy.json.tmp" "$w/policy.json"
