@@ -169,12 +169,12 @@ if SLUICE=$SLUICE RUN_DIR=$RUN CRED_DIR=$CRED VERIFIER_KEY=$VKEY_PUB TS_URL=$TS_
 else fail demo_step "$(tr '\n' '|' <"$TMP/demo.out")"; fi
 # the same step as examples/demo.sh runs it: the guest's outputs, TPM state and the demo world
 mkdir -p "$TMP/demo-world/world/release"
-cp "$CRED/stock-quote-token" "$TMP/demo-world/world/release/tool-token"
-tools_env_verdict "$TMP/run-demo" --tools stock-price >/dev/null
+cp "$CRED/stock-quote-token" "$TMP/demo-world/world/release/stock-quote-token"
+tools_env_verdict "$TMP/run-demo" --tools stock_price >/dev/null
 if DEMO_DIR=$TMP/demo-world DEMO_OUT=$TMP/run-demo SLUICE=$SLUICE TS_URL=$TS_URL TS_KEY=$TS_KEY VERIFIER_KEY=$VKEY_PUB \
 	TPM_STATE=$TMP/tpm/state HOST_ID=$HOST CRED_DIR=$TMP/no-such-dir WORK=$TMP/demo2 \
 	bash "$TOP/examples/stock-price/demo-step.sh" >"$TMP/demo2.out" 2>&1 &&
-	grep -q "tools/call stock-price" "$TMP/demo2.out" && grep -q "price: INTC 24.31 USD" "$TMP/demo2.out"; then ok demo_step_in_make_demo
+	grep -q "tools/call stock_price" "$TMP/demo2.out" && grep -q "price: INTC 24.31 USD" "$TMP/demo2.out"; then ok demo_step_in_make_demo
 else fail demo_step_in_make_demo "$(tr '\n' '|' <"$TMP/demo2.out")"; fi
 
 check help_works quiet "$SLUICE" tools --help
