@@ -16,6 +16,7 @@
 #include "quote/quote.h"
 #include "scrapi/scrapi.h"
 
+#include <cbor.h>
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
@@ -64,32 +65,30 @@ static void put(struct cbuf *c, const void *p, size_t n)
 	c->n += n;
 }
 
+/* A CBOR item head in its shortest form (libcbor's encoders choose it). */
 static void head(struct cbuf *c, unsigned major, uint64_t v)
 {
-	uint8_t h[9];
-	size_t n;
-	if (v < 24) {
-		h[0] = (uint8_t)(major << 5 | v);
-		n = 1;
-	} else if (v <= 0xff) {
-		h[0] = (uint8_t)(major << 5 | 24);
-		h[1] = (uint8_t)v;
-		n = 2;
-	} else if (v <= 0xffff) {
-		h[0] = (uint8_t)(major << 5 | 25);
-		h[1] = (uint8_t)(v >> 8);
-		h[2] = (uint8_t)v;
-		n = 3;
-	} else if (v <= 0xffffffffu) {
-		h[0] = (uint8_t)(major << 5 | 26);
-		for (int i = 0; i < 4; i++)
-			h[1 + i] = (uint8_t)(v >> (24 - 8 * i));
-		n = 5;
-	} else {
-		h[0] = (uint8_t)(major << 5 | 27);
-		for (int i = 0; i < 8; i++)
-			h[1 + i] = (uint8_t)(v >> (56 - 8 * i));
-		n = 9;
+	unsigned char h[9];
+	size_t n = 0;
+	switch (major) {
+	case 0:
+		n = cbor_encode_uint(v, h, sizeof h);
+		break;
+	case 2:
+		n = cbor_encode_bytestring_start((size_t)v, h, sizeof h);
+		break;
+	case 3:
+		n = cbor_encode_string_start((size_t)v, h, sizeof h);
+		break;
+	case 5:
+		n = cbor_encode_map_start((size_t)v, h, sizeof h);
+		break;
+	default:
+		break;
+	}
+	if (n == 0) {
+		c->over = 1;
+		return;
 	}
 	put(c, h, n);
 }
