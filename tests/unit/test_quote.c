@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <stdio.h>
 
 static size_t unhex(const char *h, uint8_t *out, size_t cap)
 {
@@ -359,6 +361,64 @@ static void test_slog(void)
 	quote_slog_free(back);
 }
 
+/* Known answers for the sluice log encoder, computed independently with Python's cbor2
+ * (cbor2.dumps(records, canonical=True), digests with hashlib over type_be || content):
+ * the encoder's output must stay byte-identical deterministic CBOR whatever builds it. */
+static const char slog_kat_small_hex[] =
+	"82a50000010f0282820454d7a822d7ff9ebf1f4050bab109da0bd3064eee08820b582096a749eddd647fbb7cab4293b7ab6eff815786ceffd8cbb9a68ea32c7f0296af03010453726f6f746673207368613235363a6162636400a50001010f028282045458bae813b3ad8611d1ed1011f9bf4efe8a190de6820b5820e593402e8d12a952a65235cec3144178a6c0f4a6104fff945ef2e64d3cb73f890302044178";
+
+static void test_slog_kat(void)
+{
+	static const uint32_t types[] = {0, 23, 24, 255, 256, 65535, 65536, 0xffffffffu};
+	static const size_t lens[] = {0, 1, 23, 24, 300};
+	struct quote_slog *log = NULL, *back = NULL;
+	struct quote_pcr_selection banks;
+	struct quote_diag d;
+	uint8_t *enc = NULL, *enc2 = NULL, content[300], h[32];
+	size_t encl = 0, l2 = 0;
+	char hex[2 * 161 + 1];
+
+	/* the two-record log of test_slog, byte for byte */
+	T_EQ_INT(quote_pcr_selection_parse("sha1:15+sha256:15", &banks), QUOTE_OK);
+	T_EQ_INT(quote_slog_new(&log), QUOTE_OK);
+	T_EQ_INT(quote_slog_append(log, 15, QUOTE_SLOG_ROOTFS, (const uint8_t *)"rootfs sha256:abcd", 19, &banks),
+		 QUOTE_OK);
+	T_EQ_INT(quote_slog_append(log, 15, QUOTE_SLOG_RELEASED, (const uint8_t *)"x", 1, &banks), QUOTE_OK);
+	T_EQ_INT(quote_slog_encode(log, &enc, &encl), QUOTE_OK);
+	T_EQ_INT(encl, 161);
+	for (size_t i = 0; i < encl && i < 161; i++)
+		snprintf(hex + 2 * i, 3, "%02x", enc[i]);
+	hex[2 * (encl < 161 ? encl : 161)] = 0;
+	T_EQ_STR(hex, slog_kat_small_hex);
+	free(enc);
+	quote_slog_free(log);
+
+	/* 30 records: recnum, pcr, type and content length cross every head size (0..23, 1, 2, 4 bytes) */
+	T_EQ_INT(quote_pcr_selection_parse("sha1:0+sha256:0+sha384:0", &banks), QUOTE_OK);
+	T_EQ_INT(quote_slog_new(&log), QUOTE_OK);
+	for (unsigned i = 0; i < 30; i++) {
+		for (size_t j = 0; j < lens[i % 5]; j++)
+			content[j] = (uint8_t)(i * 7 + j);
+		T_EQ_INT(quote_slog_append(log, i % 24, types[i % 8], content, lens[i % 5], &banks), QUOTE_OK);
+	}
+	T_EQ_INT(quote_slog_encode(log, &enc, &encl), QUOTE_OK);
+	T_EQ_INT(encl, 5822);
+	SHA256(enc, encl, h);
+	for (size_t i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", h[i]);
+	T_EQ_STR(hex, "ba8756f7e589cfd68de464a3bd49bf3ff6084fa40f2fc20c01bb5f08bb6ee27d");
+	T_EQ_INT(quote_slog_parse(enc, encl, &back, &d), QUOTE_OK);
+	T_EQ_INT(quote_slog_count(back), 30);
+	T_EQ_INT(quote_slog_get(back, 7)->type, 0xffffffffu);
+	T_EQ_INT(quote_slog_get(back, 29)->recnum, 29);
+	T_EQ_INT(quote_slog_encode(back, &enc2, &l2), QUOTE_OK);
+	T_CHECK(l2 == encl && memcmp(enc, enc2, l2) == 0);
+	free(enc);
+	free(enc2);
+	quote_slog_free(log);
+	quote_slog_free(back);
+}
+
 /* ---- synthetic TCG logs ---- */
 
 struct lb {
@@ -699,6 +759,7 @@ int main(void)
 	T_RUN(test_public_parse);
 	T_RUN(test_quote_verify);
 	T_RUN(test_slog);
+	T_RUN(test_slog_kat);
 	T_RUN(test_eventlog);
 	T_RUN(test_sealed_phase_moved_to_firmware_log);
 	T_RUN(test_makecred_shape);
