@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cbor.h>
 #include <openssl/crypto.h>
 
 struct quote_slog {
@@ -132,32 +133,30 @@ static void wput(struct wbuf *w, const void *data, size_t n)
 	w->len += n;
 }
 
-static void whead(struct wbuf *w, unsigned major, uint64_t v)
+/* CBOR heads come from libcbor's encoders, which pick the shortest form (RFC 8949 §4.2.1). */
+enum whead_kind { WH_UINT, WH_BSTR, WH_ARRAY, WH_MAP };
+
+static void whead(struct wbuf *w, enum whead_kind kind, uint64_t v)
 {
-	uint8_t h[9];
-	size_t n;
-	if (v < 24) {
-		h[0] = (uint8_t)(major << 5 | v);
-		n = 1;
-	} else if (v <= 0xff) {
-		h[0] = (uint8_t)(major << 5 | 24);
-		h[1] = (uint8_t)v;
-		n = 2;
-	} else if (v <= 0xffff) {
-		h[0] = (uint8_t)(major << 5 | 25);
-		h[1] = (uint8_t)(v >> 8);
-		h[2] = (uint8_t)v;
-		n = 3;
-	} else if (v <= 0xffffffffu) {
-		h[0] = (uint8_t)(major << 5 | 26);
-		for (int i = 0; i < 4; i++)
-			h[1 + i] = (uint8_t)(v >> (24 - 8 * i));
-		n = 5;
-	} else {
-		h[0] = (uint8_t)(major << 5 | 27);
-		for (int i = 0; i < 8; i++)
-			h[1 + i] = (uint8_t)(v >> (56 - 8 * i));
-		n = 9;
+	unsigned char h[9];
+	size_t n = 0;
+	switch (kind) {
+	case WH_UINT:
+		n = cbor_encode_uint(v, h, sizeof h);
+		break;
+	case WH_BSTR:
+		n = cbor_encode_bytestring_start((size_t)v, h, sizeof h);
+		break;
+	case WH_ARRAY:
+		n = cbor_encode_array_start((size_t)v, h, sizeof h);
+		break;
+	case WH_MAP:
+		n = cbor_encode_map_start((size_t)v, h, sizeof h);
+		break;
+	}
+	if (n == 0) {
+		w->oom = 1;
+		return;
 	}
 	wput(w, h, n);
 }
@@ -167,26 +166,26 @@ enum quote_err quote_slog_encode(const struct quote_slog *log, uint8_t **ret, si
 	struct wbuf w = {0};
 	if (!log || !ret || !ret_len)
 		return QUOTE_ERR_ARG;
-	whead(&w, 4, log->n);
+	whead(&w, WH_ARRAY, log->n);
 	for (size_t i = 0; i < log->n; i++) {
 		const struct quote_slog_rec *r = &log->recs[i];
-		whead(&w, 5, 5);
-		whead(&w, 0, 0);
-		whead(&w, 0, r->recnum);
-		whead(&w, 0, 1);
-		whead(&w, 0, r->pcr);
-		whead(&w, 0, 2);
-		whead(&w, 4, r->n_digests);
+		whead(&w, WH_MAP, 5);
+		whead(&w, WH_UINT, 0);
+		whead(&w, WH_UINT, r->recnum);
+		whead(&w, WH_UINT, 1);
+		whead(&w, WH_UINT, r->pcr);
+		whead(&w, WH_UINT, 2);
+		whead(&w, WH_ARRAY, r->n_digests);
 		for (size_t d = 0; d < r->n_digests; d++) {
-			whead(&w, 4, 2);
-			whead(&w, 0, r->digests[d].alg);
-			whead(&w, 2, r->digests[d].len);
+			whead(&w, WH_ARRAY, 2);
+			whead(&w, WH_UINT, r->digests[d].alg);
+			whead(&w, WH_BSTR, r->digests[d].len);
 			wput(&w, r->digests[d].bytes, r->digests[d].len);
 		}
-		whead(&w, 0, 3);
-		whead(&w, 0, r->type);
-		whead(&w, 0, 4);
-		whead(&w, 2, r->content_len);
+		whead(&w, WH_UINT, 3);
+		whead(&w, WH_UINT, r->type);
+		whead(&w, WH_UINT, 4);
+		whead(&w, WH_BSTR, r->content_len);
 		if (r->content_len)
 			wput(&w, r->content, r->content_len);
 	}
