@@ -1,8 +1,9 @@
 /* The sluice event log: a CBOR array of CEL-style records
  *   {0: recnum, 1: pcr, 2: [[alg, digest], ...], 3: type, 4: content}
  * Encoding is deterministic (RFC 8949 §4.2.1: shortest heads, definite lengths, map keys
- * in order). The parser is a small bounded reader for exactly this shape: definite
- * lengths only, every count checked against the bytes left. Record contents are copied. */
+ * in order), written with libcbor's head encoders. Parsing is libcbor's too (a streaming
+ * shape pass to bound allocation, then cbor_load per record); the parsed log must re-encode
+ * to exactly the input bytes. Record contents are copied. */
 #include "quote/quote-int.h"
 
 #include <stdlib.h>
@@ -200,116 +201,185 @@ enum quote_err quote_slog_encode(const struct quote_slog *log, uint8_t **ret, si
 
 /* ---- reader ---- */
 
-struct rbuf {
-	const uint8_t *p, *end;
+/* Decoding is libcbor's. Before any tree is built, one streaming pass (cbor_stream_decode,
+ * which allocates nothing) bounds what cbor_load may allocate: apart from the log array
+ * itself, every container holds at most SHAPE_WIDTH entries and nests at most SHAPE_DEPTH
+ * deep; tags and indefinite lengths are refused. Records are then loaded one at a time, so
+ * libcbor holds one record's small tree at a time (contents are capped at
+ * QUOTE_EVENT_DATA_MAX). Determinism is checked last, by re-encoding the parsed log and
+ * comparing bytes: any non-shortest head or out-of-order key fails that comparison. */
+#define SHAPE_WIDTH QUOTE_MAX_BANKS /* a record map has 5 entries, at most QUOTE_MAX_BANKS digests */
+#define SHAPE_DEPTH 4               /* log array, record map, digest list, [alg, digest] */
+
+enum shape_kind { SHAPE_SCALAR, SHAPE_ARRAY, SHAPE_MAP };
+
+struct shape {
+	uint64_t left[SHAPE_DEPTH]; /* items still owed to each open container */
+	size_t depth;
+	int started, bad;
+	uint64_t top_n; /* the log array's length */
 };
 
-/* Read one head; only definite lengths, no tags, no floats/simple values. */
-static int rhead(struct rbuf *r, unsigned *major, uint64_t *val)
+static void shape_item(void *ctx, enum shape_kind kind, uint64_t n)
 {
-	unsigned ai, n;
-	uint64_t v = 0;
-	if (r->p >= r->end)
-		return -1;
-	*major = *r->p >> 5;
-	ai = *r->p & 31;
-	r->p++;
-	if (ai < 24) {
-		*val = ai;
-		return 0;
+	struct shape *s = ctx;
+	uint64_t entries = kind == SHAPE_MAP ? 2 * n : n;
+	if (s->bad)
+		return;
+	if (!s->started) {
+		s->started = 1;
+		if (kind != SHAPE_ARRAY) {
+			s->bad = 1;
+			return;
+		}
+		s->top_n = n;
+	} else {
+		if (s->depth == 0) {
+			s->bad = 1;
+			return;
+		}
+		s->left[s->depth - 1]--;
+		if (kind != SHAPE_SCALAR && (s->depth >= SHAPE_DEPTH || n > SHAPE_WIDTH)) {
+			s->bad = 1;
+			return;
+		}
 	}
-	if (ai > 27)
+	if (kind != SHAPE_SCALAR)
+		s->left[s->depth++] = entries;
+	while (s->depth > 0 && s->left[s->depth - 1] == 0)
+		s->depth--;
+}
+
+static void sh_u8(void *c, uint8_t v) { (void)v; shape_item(c, SHAPE_SCALAR, 0); }
+static void sh_u16(void *c, uint16_t v) { (void)v; shape_item(c, SHAPE_SCALAR, 0); }
+static void sh_u32(void *c, uint32_t v) { (void)v; shape_item(c, SHAPE_SCALAR, 0); }
+static void sh_u64(void *c, uint64_t v) { (void)v; shape_item(c, SHAPE_SCALAR, 0); }
+static void sh_str(void *c, cbor_data d, size_t n) { (void)d; (void)n; shape_item(c, SHAPE_SCALAR, 0); }
+static void sh_simple(void *c) { shape_item(c, SHAPE_SCALAR, 0); }
+static void sh_bool(void *c, bool v) { (void)v; shape_item(c, SHAPE_SCALAR, 0); }
+static void sh_f4(void *c, float v) { (void)v; shape_item(c, SHAPE_SCALAR, 0); }
+static void sh_f8(void *c, double v) { (void)v; shape_item(c, SHAPE_SCALAR, 0); }
+static void sh_refuse(void *c) { ((struct shape *)c)->bad = 1; }
+static void sh_tag(void *c, uint64_t v) { (void)v; ((struct shape *)c)->bad = 1; }
+static void sh_array(void *c, size_t n) { shape_item(c, SHAPE_ARRAY, n); }
+static void sh_map(void *c, size_t n) { shape_item(c, SHAPE_MAP, n); }
+
+static const struct cbor_callbacks shape_cb = {
+	.uint8 = sh_u8, .uint16 = sh_u16, .uint32 = sh_u32, .uint64 = sh_u64,
+	.negint8 = sh_u8, .negint16 = sh_u16, .negint32 = sh_u32, .negint64 = sh_u64,
+	.byte_string = sh_str, .byte_string_start = sh_refuse,
+	.string = sh_str, .string_start = sh_refuse,
+	.array_start = sh_array, .indef_array_start = sh_refuse,
+	.map_start = sh_map, .indef_map_start = sh_refuse,
+	.tag = sh_tag,
+	.float2 = sh_f4, .float4 = sh_f4, .float8 = sh_f8,
+	.undefined = sh_simple, .null = sh_simple, .boolean = sh_bool, .indef_break = sh_refuse,
+};
+
+/* Returns the bytes the log array spans (0 if buf does not start with a bounded log array). */
+static size_t shape_check(const uint8_t *buf, size_t len, uint64_t *n)
+{
+	struct shape s;
+	size_t off = 0;
+	memset(&s, 0, sizeof s);
+	while (off < len && !s.bad && (!s.started || s.depth > 0)) {
+		struct cbor_decoder_result r = cbor_stream_decode(buf + off, len - off, &shape_cb, &s);
+		if (r.status != CBOR_DECODER_FINISHED || r.read == 0)
+			return 0;
+		off += r.read;
+	}
+	if (s.bad || !s.started || s.depth > 0)
+		return 0;
+	*n = s.top_n;
+	return off;
+}
+
+static int get_uint(const cbor_item_t *it, uint64_t max, uint64_t *ret)
+{
+	if (!cbor_isa_uint(it) || cbor_get_int(it) > max)
 		return -1;
-	n = 1u << (ai - 24);
-	if ((size_t)(r->end - r->p) < n)
-		return -1;
-	for (unsigned i = 0; i < n; i++)
-		v = v << 8 | *r->p++;
-	*val = v;
+	*ret = cbor_get_int(it);
 	return 0;
 }
 
-static int ruint(struct rbuf *r, uint64_t max, uint64_t *ret)
+static int get_bstr(const cbor_item_t *it, size_t max, const uint8_t **ret, size_t *ret_len)
 {
-	unsigned m;
-	uint64_t v;
-	if (rhead(r, &m, &v) != 0 || m != 0 || v > max)
+	if (!cbor_isa_bytestring(it) || !cbor_bytestring_is_definite(it) || cbor_bytestring_length(it) > max)
 		return -1;
-	*ret = v;
+	*ret = cbor_bytestring_handle(it);
+	*ret_len = cbor_bytestring_length(it);
 	return 0;
 }
 
-static int rbstr(struct rbuf *r, size_t max, const uint8_t **ret, size_t *ret_len)
+/* rec->content points into item; the caller copies it before releasing item. */
+static enum quote_err parse_rec(const cbor_item_t *item, size_t idx, struct quote_slog_rec *rec,
+				struct quote_diag *diag)
 {
-	unsigned m;
-	uint64_t v;
-	if (rhead(r, &m, &v) != 0 || m != 2 || v > max || v > (uint64_t)(r->end - r->p))
-		return -1;
-	*ret = r->p;
-	*ret_len = (size_t)v;
-	r->p += v;
-	return 0;
-}
-
-static enum quote_err parse_rec(struct rbuf *rb, size_t idx, struct quote_slog_rec *rec, struct quote_diag *diag)
-{
-	unsigned m;
-	uint64_t n, v;
+	struct cbor_pair *pairs;
 	unsigned seen = 0;
+	uint64_t v;
 
 	memset(rec, 0, sizeof *rec);
-	if (rhead(rb, &m, &n) != 0 || m != 5 || n != 5) {
+	if (!cbor_isa_map(item) || !cbor_map_is_definite(item) || cbor_map_size(item) != 5) {
 		quote_diag_set(diag, "record %zu is not a map of 5 entries", idx);
 		return QUOTE_ERR_EVENTLOG;
 	}
-	for (uint64_t k = 0; k < n; k++) {
+	pairs = cbor_map_handle(item);
+	for (size_t k = 0; k < 5; k++) {
 		uint64_t key;
-		if (ruint(rb, 4, &key) != 0 || (seen & (1u << key))) {
+		const cbor_item_t *val = pairs[k].value;
+		if (get_uint(pairs[k].key, 4, &key) != 0 || (seen & (1u << key))) {
 			quote_diag_set(diag, "record %zu: bad or repeated key", idx);
 			return QUOTE_ERR_EVENTLOG;
 		}
 		seen |= 1u << key;
 		switch (key) {
 		case 0:
-			if (ruint(rb, UINT64_MAX, &v) != 0)
+			if (get_uint(val, UINT64_MAX, &v) != 0)
 				goto bad;
 			rec->recnum = v;
 			break;
 		case 1:
-			if (ruint(rb, QUOTE_PCR_COUNT - 1, &v) != 0)
+			if (get_uint(val, QUOTE_PCR_COUNT - 1, &v) != 0)
 				goto bad;
 			rec->pcr = (unsigned)v;
 			break;
 		case 2: {
-			uint64_t nd;
-			if (rhead(rb, &m, &nd) != 0 || m != 4 || nd == 0 || nd > QUOTE_MAX_BANKS)
+			size_t nd;
+			cbor_item_t **ds;
+			if (!cbor_isa_array(val) || !cbor_array_is_definite(val) || (nd = cbor_array_size(val)) == 0 ||
+			    nd > QUOTE_MAX_BANKS)
 				goto bad;
-			for (uint64_t d = 0; d < nd; d++) {
-				uint64_t two, alg;
+			ds = cbor_array_handle(val);
+			for (size_t d = 0; d < nd; d++) {
+				uint64_t alg;
 				const uint8_t *dig;
 				size_t dl;
-				if (rhead(rb, &m, &two) != 0 || m != 4 || two != 2 || ruint(rb, 0xffff, &alg) != 0 ||
-				    rbstr(rb, QUOTE_MAX_DIGEST, &dig, &dl) != 0)
+				cbor_item_t **pair;
+				if (!cbor_isa_array(ds[d]) || !cbor_array_is_definite(ds[d]) || cbor_array_size(ds[d]) != 2)
+					goto bad;
+				pair = cbor_array_handle(ds[d]);
+				if (get_uint(pair[0], 0xffff, &alg) != 0 || get_bstr(pair[1], QUOTE_MAX_DIGEST, &dig, &dl) != 0)
 					goto bad;
 				if (quote_alg_digest_len((uint16_t)alg) != dl)
 					goto bad;
-				for (uint64_t e = 0; e < d; e++)
+				for (size_t e = 0; e < d; e++)
 					if (rec->digests[e].alg == alg)
 						goto bad;
 				rec->digests[d].alg = (uint16_t)alg;
 				rec->digests[d].len = dl;
 				memcpy(rec->digests[d].bytes, dig, dl);
 			}
-			rec->n_digests = (size_t)nd;
+			rec->n_digests = nd;
 			break;
 		}
 		case 3:
-			if (ruint(rb, UINT32_MAX, &v) != 0)
+			if (get_uint(val, UINT32_MAX, &v) != 0)
 				goto bad;
 			rec->type = (uint32_t)v;
 			break;
 		case 4:
-			if (rbstr(rb, QUOTE_EVENT_DATA_MAX, &rec->content, &rec->content_len) != 0)
+			if (get_bstr(val, QUOTE_EVENT_DATA_MAX, &rec->content, &rec->content_len) != 0)
 				goto bad;
 			break;
 		default:
@@ -334,11 +404,12 @@ bad:
 
 enum quote_err quote_slog_parse(const uint8_t *buf, size_t len, struct quote_slog **ret, struct quote_diag *diag)
 {
-	struct rbuf rb = {buf, buf + len};
 	struct quote_slog *log = NULL;
 	enum quote_err err;
-	unsigned m;
-	uint64_t n;
+	uint64_t n = 0;
+	size_t end, off;
+	uint8_t *enc = NULL;
+	size_t enc_len = 0;
 
 	quote_diag_reset(diag);
 	if (!ret || (!buf && len))
@@ -354,31 +425,68 @@ enum quote_err quote_slog_parse(const uint8_t *buf, size_t len, struct quote_slo
 		return QUOTE_OK;
 	}
 	err = QUOTE_ERR_EVENTLOG;
-	if (rhead(&rb, &m, &n) != 0 || m != 4 || n > len) {
+	if (!(end = shape_check(buf, len, &n)) || n > len) {
 		quote_diag_set(diag, "sluice event log is not a CBOR array");
 		goto fail;
 	}
+	if (end != len) {
+		quote_diag_set(diag, "%zu trailing bytes after the sluice event log", len - end);
+		goto fail;
+	}
+	/* skip the array head, then load each record on its own */
+	{
+		struct cbor_decoder_result r = cbor_stream_decode(buf, len, &cbor_empty_callbacks, NULL);
+		if (r.status != CBOR_DECODER_FINISHED)
+			goto fail;
+		off = r.read;
+	}
 	for (uint64_t i = 0; i < n; i++) {
 		struct quote_slog_rec rec;
+		struct cbor_load_result res;
+		cbor_item_t *item = cbor_load(buf + off, end - off, &res);
 		uint8_t *copy;
-		if ((err = parse_rec(&rb, (size_t)i, &rec, diag)) != QUOTE_OK)
+		if (!item || res.error.code != CBOR_ERR_NONE) {
+			if (item)
+				cbor_decref(&item);
+			quote_diag_set(diag, "record %zu malformed", (size_t)i);
+			if (diag)
+				diag->event = (long)i;
+			err = res.error.code == CBOR_ERR_MEMERROR ? QUOTE_ERR_NOMEM : QUOTE_ERR_EVENTLOG;
 			goto fail;
-		err = QUOTE_ERR_NOMEM;
-		if (!(copy = malloc(rec.content_len ? rec.content_len : 1)))
+		}
+		off += res.read;
+		if ((err = parse_rec(item, (size_t)i, &rec, diag)) != QUOTE_OK) {
+			cbor_decref(&item);
 			goto fail;
-		if (rec.content_len)
+		}
+		copy = malloc(rec.content_len ? rec.content_len : 1);
+		if (copy && rec.content_len)
 			memcpy(copy, rec.content, rec.content_len);
+		cbor_decref(&item);
+		err = QUOTE_ERR_NOMEM;
+		if (!copy)
+			goto fail;
 		rec.content = copy;
 		if ((err = push(log, &rec)) != QUOTE_OK) {
 			free(copy);
 			goto fail;
 		}
 	}
-	if (rb.p != rb.end) {
-		quote_diag_set(diag, "%zu trailing bytes after the sluice event log", (size_t)(rb.end - rb.p));
+	if (off != end) {
+		quote_diag_set(diag, "%zu trailing bytes after the sluice event log", len - off);
 		err = QUOTE_ERR_EVENTLOG;
 		goto fail;
 	}
+	/* deterministic encoding (RFC 8949 §4.2.1): the canonical re-encoding must be the input */
+	if ((err = quote_slog_encode(log, &enc, &enc_len)) != QUOTE_OK)
+		goto fail;
+	if (enc_len != len || CRYPTO_memcmp(enc, buf, len) != 0) {
+		quote_diag_set(diag, "sluice event log is not deterministic CBOR (RFC 8949 4.2.1)");
+		err = QUOTE_ERR_EVENTLOG;
+		free(enc);
+		goto fail;
+	}
+	free(enc);
 	*ret = log;
 	return QUOTE_OK;
 fail:

@@ -419,6 +419,113 @@ static void test_slog_kat(void)
 	quote_slog_free(back);
 }
 
+/* The sluice log parser refuses non-canonical, malformed and oversized-shape input. */
+static void test_slog_reject(void)
+{
+	struct quote_slog *log = NULL, *t = NULL;
+	struct quote_pcr_selection banks;
+	struct quote_diag d;
+	uint8_t *enc = NULL, *m;
+	size_t encl = 0;
+
+	T_EQ_INT(quote_pcr_selection_parse("sha256:15", &banks), QUOTE_OK);
+	T_EQ_INT(quote_slog_new(&log), QUOTE_OK);
+	T_EQ_INT(quote_slog_append(log, 15, QUOTE_SLOG_NOTE, (const uint8_t *)"x", 1, &banks), QUOTE_OK);
+	T_EQ_INT(quote_slog_encode(log, &enc, &encl), QUOTE_OK);
+	/* 81 a5 00 00 01 0f 02 81 82 0b 58 20 <32> 03 03 04 41 78 */
+	T_EQ_INT(encl, 2 + 4 + 1 + 1 + 2 + 2 + 32 + 2 + 3);
+	m = malloc(encl + 16);
+	T_CHECK(m != NULL);
+	if (!m)
+		return;
+	T_EQ_INT(quote_slog_parse(enc, encl, &t, &d), QUOTE_OK);
+	quote_slog_free(t);
+	t = NULL;
+	/* pcr 15 written as a 1-byte-argument uint (18 0f): same value, not the shortest head */
+	memcpy(m, enc, 5);
+	m[5] = 0x18;
+	memcpy(m + 6, enc + 5, encl - 5);
+	T_EQ_INT(quote_slog_parse(m, encl + 1, &t, &d), QUOTE_ERR_EVENTLOG);
+	T_CHECK(strstr(d.detail, "deterministic") != NULL);
+	quote_slog_free(t);
+	t = NULL;
+	/* keys 0 and 1 swapped: a valid map, not in canonical order */
+	memcpy(m, enc, encl);
+	m[2] = 0x01, m[3] = 0x0f, m[4] = 0x00, m[5] = 0x00;
+	T_EQ_INT(quote_slog_parse(m, encl, &t, &d), QUOTE_ERR_EVENTLOG);
+	T_CHECK(strstr(d.detail, "deterministic") != NULL);
+	quote_slog_free(t);
+	t = NULL;
+	/* indefinite-length log array (9f ... ff) */
+	m[0] = 0x9f;
+	memcpy(m + 1, enc + 1, encl - 1);
+	m[encl] = 0xff;
+	T_EQ_INT(quote_slog_parse(m, encl + 1, &t, &d), QUOTE_ERR_EVENTLOG);
+	quote_slog_free(t);
+	t = NULL;
+	/* a tagged record */
+	m[0] = 0x81, m[1] = 0xc1;
+	memcpy(m + 2, enc + 1, encl - 1);
+	T_EQ_INT(quote_slog_parse(m, encl + 1, &t, &d), QUOTE_ERR_EVENTLOG);
+	quote_slog_free(t);
+	t = NULL;
+	/* trailing bytes */
+	memcpy(m, enc, encl);
+	m[encl] = 0x00;
+	T_EQ_INT(quote_slog_parse(m, encl + 1, &t, &d), QUOTE_ERR_EVENTLOG);
+	T_CHECK(strstr(d.detail, "trailing") != NULL);
+	quote_slog_free(t);
+	t = NULL;
+	/* wrong recnum */
+	memcpy(m, enc, encl);
+	m[3] = 0x01;
+	T_EQ_INT(quote_slog_parse(m, encl, &t, &d), QUOTE_ERR_EVENTLOG);
+	T_CHECK(strstr(d.detail, "carries recnum") != NULL);
+	quote_slog_free(t);
+	t = NULL;
+	/* a sha256 digest of 31 bytes (58 1f) */
+	memcpy(m, enc, encl);
+	m[11] = 0x1f;
+	T_EQ_INT(quote_slog_parse(m, encl - 1, &t, &d), QUOTE_ERR_EVENTLOG);
+	quote_slog_free(t);
+	t = NULL;
+	/* unknown key 5 in place of key 4 */
+	memcpy(m, enc, encl);
+	m[encl - 3] = 0x05;
+	T_EQ_INT(quote_slog_parse(m, encl, &t, &d), QUOTE_ERR_EVENTLOG);
+	quote_slog_free(t);
+	t = NULL;
+	free(m);
+	/* wide or deep shapes are refused before libcbor builds a tree */
+	{
+		size_t n = 1 << 16;
+		uint8_t *w = malloc(n + 8);
+		T_CHECK(w != NULL);
+		if (w) {
+			/* [ [0, 0, 0, ...] ] : one "record" that is a 65536-wide array */
+			w[0] = 0x81, w[1] = 0x9a, w[2] = 0, w[3] = 1, w[4] = 0, w[5] = 0;
+			memset(w + 6, 0, n);
+			T_EQ_INT(quote_slog_parse(w, n + 6, &t, &d), QUOTE_ERR_EVENTLOG);
+			quote_slog_free(t);
+			t = NULL;
+			/* 81 81 81 ... 00: nested arrays */
+			memset(w, 0x81, n);
+			w[n] = 0x00;
+			T_EQ_INT(quote_slog_parse(w, n + 1, &t, &d), QUOTE_ERR_EVENTLOG);
+			quote_slog_free(t);
+			t = NULL;
+			/* an array claiming more records than bytes */
+			w[0] = 0x9a, w[1] = 0x10, w[2] = 0, w[3] = 0, w[4] = 0;
+			T_EQ_INT(quote_slog_parse(w, 5, &t, &d), QUOTE_ERR_EVENTLOG);
+			quote_slog_free(t);
+			t = NULL;
+			free(w);
+		}
+	}
+	free(enc);
+	quote_slog_free(log);
+}
+
 /* ---- synthetic TCG logs ---- */
 
 struct lb {
@@ -760,6 +867,7 @@ int main(void)
 	T_RUN(test_quote_verify);
 	T_RUN(test_slog);
 	T_RUN(test_slog_kat);
+	T_RUN(test_slog_reject);
 	T_RUN(test_eventlog);
 	T_RUN(test_sealed_phase_moved_to_firmware_log);
 	T_RUN(test_makecred_shape);
