@@ -546,17 +546,20 @@ int agent_attest_appraise(struct agent_attest_state *s, char *why, size_t whylen
 	rc = 0;
 	step_done(s, "appraise", "affirming");
 	{
-		struct bundle_entry e[5] = {
+		/* The verdict's receipt is for the verifier's statement of the verdict, so the
+		 * statement travels in the bundle too: the bundle alone then audits offline. */
+		struct bundle_entry e[] = {
 			{BUNDLE_F_EVIDENCE, {ev, ev_len}},
 			{BUNDLE_F_STATEMENT, {stmt, stmt_len}},
 			{BUNDLE_F_RECEIPT, {rcpt, r_len}},
 			{BUNDLE_F_VERDICT, {s->part[AGENT_PART_VERDICT], s->part_len[AGENT_PART_VERDICT]}},
+			{BUNDLE_F_VERDICT_STATEMENT, {vs, vs_len}},
 			{BUNDLE_F_VERDICT_RECEIPT, {vr, vr_len}},
 		};
 		uint8_t *tar = NULL;
 		size_t tar_len = 0;
 		snprintf(path, sizeof path, "%s/bundle.tar", out_dir(s));
-		if (bundle_archive_write(e, 5, &tar, &tar_len) == BUNDLE_OK)
+		if (bundle_archive_write(e, sizeof e / sizeof e[0], &tar, &tar_len) == BUNDLE_OK)
 			agent_write_file(path, tar, tar_len, 0644);
 		free(tar);
 	}
