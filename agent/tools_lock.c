@@ -13,6 +13,7 @@
  * Nothing is cached: every tools/list and tools/call re-reads and re-verifies. */
 #include "agent/tools.h"
 #include "agent/agent.h"
+#include "agent/verifier-client.h"
 #include "bundle/bundle.h"
 
 #include <errno.h>
@@ -24,7 +25,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_KEYFILE (256u << 10)
 #define IAT_SKEW 60
 #define VERDICT_STATEMENT "verdict-statement.cose"
 
@@ -38,29 +38,6 @@ static enum tools_err why(enum tools_err e, char *detail, size_t len, const char
 		vsnprintf(detail, len, fmt, ap);
 	va_end(ap);
 	return e;
-}
-
-static int load_keyset(const char *path, struct bundle_keyset **ret, char *err, size_t errlen)
-{
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	enum bundle_err be;
-
-	if (!path || !*path) {
-		snprintf(err, errlen, "no key file configured");
-		return -1;
-	}
-	if (agent_read_file(path, MAX_KEYFILE, &buf, &len) != 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	be = bundle_keyset_load(buf, len, ret);
-	free(buf);
-	if (be != BUNDLE_OK) {
-		snprintf(err, errlen, "%s: %s (%s)", path, bundle_strerror(be), bundle_last_cause());
-		return -1;
-	}
-	return 0;
 }
 
 void tools_unlock_clear(struct tools_unlock *u)
@@ -101,7 +78,7 @@ enum tools_err tools_lock_check(const struct tools_lock_cfg *cfg, struct tools_u
 		rc = why(TOOLS_ERR_NO_VERDICT, detail, detaillen, "%s: %s", path, strerror(errno));
 		goto out;
 	}
-	if (load_keyset(cfg->verifier_key, &vks, err, sizeof err) != 0) {
+	if (agent_load_keyset(cfg->verifier_key, &vks, err, sizeof err) != 0) {
 		rc = why(TOOLS_ERR_NOT_CONFIGURED, detail, detaillen, "verifier key: %s", err);
 		goto out;
 	}
@@ -134,7 +111,7 @@ enum tools_err tools_lock_check(const struct tools_lock_cfg *cfg, struct tools_u
 		rc = why(TOOLS_ERR_VERDICT_RECEIPT, detail, detaillen, "%s: %s", path, strerror(errno));
 		goto out;
 	}
-	if (load_keyset(cfg->ts_key, &tks, err, sizeof err) != 0) {
+	if (agent_load_keyset(cfg->ts_key, &tks, err, sizeof err) != 0) {
 		rc = why(TOOLS_ERR_NOT_CONFIGURED, detail, detaillen, "transparency service key: %s", err);
 		goto out;
 	}

@@ -12,6 +12,7 @@
  * --budget) and the receipt verified against the pinned service key before returning. */
 #include "agent/tools.h"
 #include "agent/agent.h"
+#include "agent/verifier-client.h"
 #include "bundle/bundle.h"
 #include "quote/quote.h"
 #include "scrapi/scrapi.h"
@@ -27,7 +28,6 @@
 
 #define MT_TOOL_CALL "application/vnd.sluice.tool-call+cbor"
 #define ISS_PREFIX "urn:sluice:host:" /* as the evidence statement of `sluice attest` */
-#define MAX_KEYFILE (256u << 10)
 
 int tools_args_sha256(const json_t *args, uint8_t out[32])
 {
@@ -155,36 +155,13 @@ static int tpm_sign(void *ud, int alg, const uint8_t *tbs, size_t tbs_len, const
 	return 0;
 }
 
-static int load_keyset(const char *path, struct bundle_keyset **ret, char *err, size_t errlen)
-{
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	enum bundle_err be;
-
-	if (!path || !*path) {
-		snprintf(err, errlen, "no transparency service key configured");
-		return -1;
-	}
-	if (agent_read_file(path, MAX_KEYFILE, &buf, &len) != 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	be = bundle_keyset_load(buf, len, ret);
-	free(buf);
-	if (be != BUNDLE_OK) {
-		snprintf(err, errlen, "%s: %s (%s)", path, bundle_strerror(be), bundle_last_cause());
-		return -1;
-	}
-	return 0;
-}
-
 static int verify_info(const char *ts_key, const uint8_t *statement, size_t statement_len, const uint8_t *receipt,
 		       size_t receipt_len, struct bundle_receipt_info *info, char *why, size_t whylen)
 {
 	struct bundle_keyset *ks = NULL;
 	enum bundle_err be;
 
-	if (load_keyset(ts_key, &ks, why, whylen) != 0)
+	if (agent_load_keyset(ts_key, &ks, why, whylen) != 0)
 		return -1;
 	be = bundle_receipt_verify(receipt, receipt_len, statement, statement_len, NULL, ks, info);
 	bundle_keyset_free(ks);

@@ -159,6 +159,10 @@ int agent_load_keyset(const char *path, struct bundle_keyset **ret, char *err, s
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	enum bundle_err be;
+	if (!path || !*path) {
+		snprintf(err, errlen, "no key file configured");
+		return -1;
+	}
 	if (agent_read_file(path, 1u << 20, &buf, &len) != 0) {
 		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
 		return -1;
