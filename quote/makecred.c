@@ -16,12 +16,26 @@
 
 #define CRED_FILE_MAGIC 0xBADCC0DEu
 
-static int hmac(uint16_t alg, const uint8_t *key, size_t klen, const uint8_t *a, size_t alen, const uint8_t *b,
-		size_t blen, uint8_t *out, size_t *ret_len)
+/* A prepared EK (quote_ek_new): everything MakeCredential derives from the EK alone, built
+ * once. Immutable afterwards, so several threads may use one at the same time (OpenSSL takes
+ * its own lock the first time it caches the RSA key's Montgomery context). */
+struct quote_ek {
+	TPM2B_PUBLIC pub;
+	EVP_PKEY *pkey;            /* the EK's public key */
+	EVP_PKEY_CTX *oaep;        /* RSA: encryption set up (OAEP, nameAlg, label); copied per use */
+	EVP_MAC *hmac;             /* HMAC, fetched once */
+	const EVP_CIPHER *cipher;  /* AES-128/256-CFB from the EK's symmetric */
+	size_t keybytes;
+	char group[32];            /* ECC: the curve's OpenSSL name */
+};
+
+/* HMAC(alg, key, a || b). mac: a fetched HMAC, or NULL to fetch one for this call. */
+static int hmac(EVP_MAC *fetched, uint16_t alg, const uint8_t *key, size_t klen, const uint8_t *a, size_t alen,
+		const uint8_t *b, size_t blen, uint8_t *out, size_t *ret_len)
 {
 	const EVP_MD *md = quote_md_for_alg(alg);
 	int rc = -1;
-	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	EVP_MAC *mac = fetched ? fetched : EVP_MAC_fetch(NULL, "HMAC", NULL);
 	EVP_MAC_CTX *mc = mac ? EVP_MAC_CTX_new(mac) : NULL;
 	OSSL_PARAM params[2];
 	size_t outl = 0;
@@ -36,11 +50,12 @@ static int hmac(uint16_t alg, const uint8_t *key, size_t klen, const uint8_t *a,
 	rc = 0;
 out:
 	EVP_MAC_CTX_free(mc);
-	EVP_MAC_free(mac);
+	if (!fetched)
+		EVP_MAC_free(mac);
 	return rc;
 }
 
-int quote_kdfa(uint16_t hash, const uint8_t *key, size_t klen, const char *label, const uint8_t *u, size_t ulen,
+static int kdfa(EVP_MAC *mac, uint16_t hash, const uint8_t *key, size_t klen, const char *label, const uint8_t *u, size_t ulen,
 	 const uint8_t *v, size_t vlen, uint8_t *out, size_t bytes)
 {
 	size_t done = 0, llen = strlen(label) + 1; /* label includes its terminating zero */
@@ -67,13 +82,19 @@ int quote_kdfa(uint16_t hash, const uint8_t *key, size_t klen, const char *label
 		msg[m++] = (uint8_t)(bits >> 16);
 		msg[m++] = (uint8_t)(bits >> 8);
 		msg[m++] = (uint8_t)bits;
-		if (hmac(hash, key, klen, msg, m, NULL, 0, h, &hl) != 0)
+		if (hmac(mac, hash, key, klen, msg, m, NULL, 0, h, &hl) != 0)
 			return -1;
 		memcpy(out + done, h, bytes - done < hl ? bytes - done : hl);
 		done += bytes - done < hl ? bytes - done : hl;
 		OPENSSL_cleanse(h, sizeof h);
 	}
 	return 0;
+}
+
+int quote_kdfa(uint16_t hash, const uint8_t *key, size_t klen, const char *label, const uint8_t *u, size_t ulen,
+	       const uint8_t *v, size_t vlen, uint8_t *out, size_t bytes)
+{
+	return kdfa(NULL, hash, key, klen, label, u, ulen, v, vlen, out, bytes);
 }
 
 /* KDFe (Part 1 §11.4.10.3): H(counter || Z || label\0 || partyU || partyV) ... */
@@ -101,64 +122,64 @@ static int kdfe(uint16_t hash, const uint8_t *z, size_t zlen, const char *label,
 	return md ? 0 : -1;
 }
 
-/* RSA: seed random, encrypted with OAEP(nameAlg, label "IDENTITY\0"). */
-static enum quote_err seed_rsa(const TPMT_PUBLIC *ek, uint8_t *seed, size_t seed_len, TPM2B_ENCRYPTED_SECRET *es,
-			       struct quote_diag *diag)
+/* RSA: the EK's OAEP(nameAlg, label "IDENTITY\0") encryption context, set up once. */
+static EVP_PKEY_CTX *oaep_ctx(EVP_PKEY *pkey, uint16_t name_alg)
 {
-	EVP_PKEY *pkey = quote_pkey_from_tpmt(ek, diag);
 	EVP_PKEY_CTX *c = NULL;
-	const EVP_MD *md = quote_md_for_alg(ek->nameAlg);
+	const EVP_MD *md = quote_md_for_alg(name_alg);
 	char *label = NULL;
-	size_t outl = sizeof es->secret;
-	enum quote_err err = QUOTE_ERR_CRYPTO;
 
-	if (!pkey || !md)
-		goto out;
-	if (RAND_bytes(seed, (int)seed_len) != 1)
-		goto ssl;
-	if (!(label = OPENSSL_malloc(9)))
-		goto ssl;
+	if (!md || !(label = OPENSSL_malloc(9)))
+		return NULL;
 	memcpy(label, "IDENTITY", 9);
 	if (!(c = EVP_PKEY_CTX_new(pkey, NULL)) || EVP_PKEY_encrypt_init(c) != 1 ||
 	    EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_OAEP_PADDING) != 1 || EVP_PKEY_CTX_set_rsa_oaep_md(c, md) != 1 ||
-	    EVP_PKEY_CTX_set_rsa_mgf1_md(c, md) != 1 || EVP_PKEY_CTX_set0_rsa_oaep_label(c, label, 9) != 1)
-		goto ssl;
-	label = NULL; /* owned by c now */
-	if (EVP_PKEY_encrypt(c, es->secret, &outl, seed, seed_len) != 1)
-		goto ssl;
+	    EVP_PKEY_CTX_set_rsa_mgf1_md(c, md) != 1 || EVP_PKEY_CTX_set0_rsa_oaep_label(c, label, 9) != 1) {
+		OPENSSL_free(label);
+		EVP_PKEY_CTX_free(c);
+		return NULL;
+	}
+	return c; /* owns label */
+}
+
+/* RSA: seed random, encrypted with OAEP(nameAlg, label "IDENTITY\0"). */
+static enum quote_err seed_rsa(const struct quote_ek *ek, uint8_t *seed, size_t seed_len, TPM2B_ENCRYPTED_SECRET *es,
+			       struct quote_diag *diag)
+{
+	EVP_PKEY_CTX *c = NULL;
+	size_t outl = sizeof es->secret;
+	enum quote_err err = QUOTE_ERR_CRYPTO;
+
+	if (RAND_bytes(seed, (int)seed_len) != 1 || !(c = EVP_PKEY_CTX_dup(ek->oaep)) ||
+	    EVP_PKEY_encrypt(c, es->secret, &outl, seed, seed_len) != 1) {
+		quote_diag_ssl(diag, "RSA-OAEP seed encryption");
+		goto out;
+	}
 	es->size = (UINT16)outl;
 	err = QUOTE_OK;
-	goto out;
-ssl:
-	quote_diag_ssl(diag, "RSA-OAEP seed encryption");
 out:
-	OPENSSL_free(label);
 	EVP_PKEY_CTX_free(c);
-	EVP_PKEY_free(pkey);
 	return err;
 }
 
 /* ECC: ephemeral ECDH on the EK's curve; seed = KDFe(nameAlg, Z, "IDENTITY", Qe.x, QEK.x);
  * the encrypted secret is the marshalled ephemeral point (TPMS_ECC_POINT). */
-static enum quote_err seed_ecc(const TPMT_PUBLIC *ek, uint8_t *seed, size_t seed_len, TPM2B_ENCRYPTED_SECRET *es,
-			       struct quote_diag *diag)
+static enum quote_err seed_ecc(const struct quote_ek *qek, uint8_t *seed, size_t seed_len,
+			       TPM2B_ENCRYPTED_SECRET *es, struct quote_diag *diag)
 {
-	EVP_PKEY *peer = quote_pkey_from_tpmt(ek, diag), *eph = NULL;
+	const TPMT_PUBLIC *ek = &qek->pub.publicArea;
+	EVP_PKEY *eph = NULL;
 	EVP_PKEY_CTX *c = NULL;
 	uint8_t z[66], pt[1 + 2 * 66];
 	size_t zlen = sizeof z, ptlen = 0, cb;
-	char group[32];
 	TPMS_ECC_POINT q;
 	size_t off = 0;
 	enum quote_err err = QUOTE_ERR_CRYPTO;
 
-	if (!peer)
-		goto out;
-	if (EVP_PKEY_get_utf8_string_param(peer, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, NULL) != 1 ||
-	    !(eph = EVP_PKEY_Q_keygen(NULL, NULL, "EC", group)))
+	if (!(eph = EVP_PKEY_Q_keygen(NULL, NULL, "EC", qek->group)))
 		goto ssl;
-	if (!(c = EVP_PKEY_CTX_new(eph, NULL)) || EVP_PKEY_derive_init(c) != 1 || EVP_PKEY_derive_set_peer(c, peer) != 1 ||
-	    EVP_PKEY_derive(c, z, &zlen) != 1)
+	if (!(c = EVP_PKEY_CTX_new(eph, NULL)) || EVP_PKEY_derive_init(c) != 1 ||
+	    EVP_PKEY_derive_set_peer(c, qek->pkey) != 1 || EVP_PKEY_derive(c, z, &zlen) != 1)
 		goto ssl;
 	if (EVP_PKEY_get_octet_string_param(eph, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof pt, &ptlen) != 1 || ptlen < 3 ||
 	    pt[0] != 0x04)
@@ -188,38 +209,39 @@ out:
 	OPENSSL_cleanse(z, sizeof z);
 	EVP_PKEY_CTX_free(c);
 	EVP_PKEY_free(eph);
-	EVP_PKEY_free(peer);
 	return err;
 }
 
-enum quote_err quote_make_credential(const uint8_t *ek_pub, size_t ek_pub_len, const uint8_t *objname,
-				     size_t objname_len, const uint8_t *credential, size_t cred_len,
-				     uint8_t **ret_id_object, size_t *ret_id_len, uint8_t **ret_secret,
-				     size_t *ret_secret_len, struct quote_diag *diag)
+void quote_ek_free(struct quote_ek *ek)
 {
-	TPM2B_PUBLIC p;
-	const TPMT_PUBLIC *ek = &p.publicArea;
-	TPM2B_ENCRYPTED_SECRET es;
-	uint8_t seed[QUOTE_MAX_DIGEST], symkey[32], hkey[QUOTE_MAX_DIGEST], mac[QUOTE_MAX_DIGEST];
-	uint8_t plain[2 + 64], enc[2 + 64], blob[2 + 2 + QUOTE_MAX_DIGEST + 2 + 64];
-	uint8_t *id = NULL, *sec = NULL;
-	size_t dl, keybytes, maclen = 0, bl = 0, sl = 0;
-	const EVP_CIPHER *cipher;
-	EVP_CIPHER_CTX *cc = NULL;
-	int outl = 0;
+	if (!ek)
+		return;
+	EVP_PKEY_CTX_free(ek->oaep);
+	EVP_PKEY_free(ek->pkey);
+	EVP_MAC_free(ek->hmac);
+	free(ek);
+}
+
+enum quote_err quote_ek_new(const uint8_t *ek_pub, size_t ek_pub_len, struct quote_ek **ret, struct quote_diag *diag)
+{
+	struct quote_ek *k = NULL;
+	const TPMT_PUBLIC *ek;
 	uint16_t symalg, symbits, symmode;
 	enum quote_err err;
 
 	quote_diag_reset(diag);
-	if (!objname || objname_len < 2 || objname_len > QUOTE_NAME_MAX || !credential || cred_len == 0 ||
-	    cred_len > 64 || !ret_id_object || !ret_id_len || !ret_secret || !ret_secret_len)
+	if (!ret)
 		return QUOTE_ERR_ARG;
-	if ((err = quote_public_unmarshal(ek_pub, ek_pub_len, &p, diag)) != QUOTE_OK)
-		return err;
+	if (!(k = calloc(1, sizeof *k)))
+		return QUOTE_ERR_NOMEM;
+	ek = &k->pub.publicArea;
+	if ((err = quote_public_unmarshal(ek_pub, ek_pub_len, &k->pub, diag)) != QUOTE_OK)
+		goto fail;
 	if ((ek->objectAttributes & (TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT)) !=
 	    (TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT)) {
 		quote_diag_set(diag, "EK is not a restricted decryption key");
-		return QUOTE_ERR_KEY_ATTRS;
+		err = QUOTE_ERR_KEY_ATTRS;
+		goto fail;
 	}
 	if (ek->type == TPM2_ALG_RSA) {
 		symalg = ek->parameters.rsaDetail.symmetric.algorithm;
@@ -232,19 +254,63 @@ enum quote_err quote_make_credential(const uint8_t *ek_pub, size_t ek_pub_len, c
 	}
 	if (symalg != TPM2_ALG_AES || symmode != TPM2_ALG_CFB || (symbits != 128 && symbits != 256)) {
 		quote_diag_set(diag, "EK symmetric 0x%04x/%u/0x%04x unsupported (AES-CFB only)", symalg, symbits, symmode);
-		return QUOTE_ERR_UNSUPPORTED;
+		err = QUOTE_ERR_UNSUPPORTED;
+		goto fail;
 	}
-	cipher = symbits == 128 ? EVP_aes_128_cfb128() : EVP_aes_256_cfb128();
-	keybytes = symbits / 8;
+	k->cipher = symbits == 128 ? EVP_aes_128_cfb128() : EVP_aes_256_cfb128();
+	k->keybytes = symbits / 8;
+	err = QUOTE_ERR_CRYPTO;
+	if (!quote_md_for_alg(ek->nameAlg) || !(k->pkey = quote_pkey_from_tpmt(ek, diag)))
+		goto fail;
+	if (ek->type == TPM2_ALG_RSA && !(k->oaep = oaep_ctx(k->pkey, ek->nameAlg))) {
+		quote_diag_ssl(diag, "RSA-OAEP set-up");
+		goto fail;
+	}
+	if (ek->type == TPM2_ALG_ECC &&
+	    EVP_PKEY_get_utf8_string_param(k->pkey, OSSL_PKEY_PARAM_GROUP_NAME, k->group, sizeof k->group, NULL) != 1) {
+		quote_diag_ssl(diag, "EK curve");
+		goto fail;
+	}
+	if (!(k->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL))) {
+		quote_diag_ssl(diag, "HMAC");
+		goto fail;
+	}
+	*ret = k;
+	return QUOTE_OK;
+fail:
+	quote_ek_free(k);
+	return err;
+}
+
+enum quote_err quote_ek_make_credential(const struct quote_ek *qek, const uint8_t *objname, size_t objname_len,
+					const uint8_t *credential, size_t cred_len, uint8_t **ret_id_object,
+					size_t *ret_id_len, uint8_t **ret_secret, size_t *ret_secret_len,
+					struct quote_diag *diag)
+{
+	const TPMT_PUBLIC *ek;
+	TPM2B_ENCRYPTED_SECRET es;
+	uint8_t seed[QUOTE_MAX_DIGEST], symkey[32], hkey[QUOTE_MAX_DIGEST], mac[QUOTE_MAX_DIGEST];
+	uint8_t plain[2 + 64], enc[2 + 64], blob[2 + 2 + QUOTE_MAX_DIGEST + 2 + 64];
+	uint8_t *id = NULL, *sec = NULL;
+	size_t dl, maclen = 0, bl = 0, sl = 0;
+	EVP_CIPHER_CTX *cc = NULL;
+	int outl = 0;
+	enum quote_err err;
+
+	quote_diag_reset(diag);
+	if (!qek || !objname || objname_len < 2 || objname_len > QUOTE_NAME_MAX || !credential || cred_len == 0 ||
+	    cred_len > 64 || !ret_id_object || !ret_id_len || !ret_secret || !ret_secret_len)
+		return QUOTE_ERR_ARG;
+	ek = &qek->pub.publicArea;
 	dl = quote_alg_digest_len(ek->nameAlg);
 	memset(&es, 0, sizeof es);
-	err = ek->type == TPM2_ALG_RSA ? seed_rsa(ek, seed, dl, &es, diag) : seed_ecc(ek, seed, dl, &es, diag);
+	err = ek->type == TPM2_ALG_RSA ? seed_rsa(qek, seed, dl, &es, diag) : seed_ecc(qek, seed, dl, &es, diag);
 	if (err != QUOTE_OK)
 		goto out;
 	err = QUOTE_ERR_CRYPTO;
 	/* symKey = KDFa(nameAlg, seed, "STORAGE", name, NULL, symbits) */
-	if (quote_kdfa(ek->nameAlg, seed, dl, "STORAGE", objname, objname_len, NULL, 0, symkey, keybytes) != 0 ||
-	    quote_kdfa(ek->nameAlg, seed, dl, "INTEGRITY", NULL, 0, NULL, 0, hkey, dl) != 0) {
+	if (kdfa(qek->hmac, ek->nameAlg, seed, dl, "STORAGE", objname, objname_len, NULL, 0, symkey, qek->keybytes) != 0 ||
+	    kdfa(qek->hmac, ek->nameAlg, seed, dl, "INTEGRITY", NULL, 0, NULL, 0, hkey, dl) != 0) {
 		quote_diag_ssl(diag, "KDFa");
 		goto out;
 	}
@@ -255,7 +321,7 @@ enum quote_err quote_make_credential(const uint8_t *ek_pub, size_t ek_pub_len, c
 	{
 		uint8_t iv[16] = {0};
 		int fl = 0;
-		if (!(cc = EVP_CIPHER_CTX_new()) || EVP_EncryptInit_ex(cc, cipher, NULL, symkey, iv) != 1 ||
+		if (!(cc = EVP_CIPHER_CTX_new()) || EVP_EncryptInit_ex(cc, qek->cipher, NULL, symkey, iv) != 1 ||
 		    EVP_EncryptUpdate(cc, enc, &outl, plain, (int)(2 + cred_len)) != 1 ||
 		    EVP_EncryptFinal_ex(cc, enc + outl, &fl) != 1) {
 			quote_diag_ssl(diag, "AES-CFB");
@@ -264,7 +330,7 @@ enum quote_err quote_make_credential(const uint8_t *ek_pub, size_t ek_pub_len, c
 		outl += fl;
 	}
 	/* outerHMAC = HMAC(nameAlg, HMACkey, encIdentity || name) */
-	if (hmac(ek->nameAlg, hkey, dl, enc, (size_t)outl, objname, objname_len, mac, &maclen) != 0) {
+	if (hmac(qek->hmac, ek->nameAlg, hkey, dl, enc, (size_t)outl, objname, objname_len, mac, &maclen) != 0) {
 		quote_diag_ssl(diag, "HMAC");
 		goto out;
 	}
@@ -298,6 +364,26 @@ out:
 	OPENSSL_cleanse(plain, sizeof plain);
 	free(id);
 	free(sec);
+	return err;
+}
+
+enum quote_err quote_make_credential(const uint8_t *ek_pub, size_t ek_pub_len, const uint8_t *objname,
+				     size_t objname_len, const uint8_t *credential, size_t cred_len,
+				     uint8_t **ret_id_object, size_t *ret_id_len, uint8_t **ret_secret,
+				     size_t *ret_secret_len, struct quote_diag *diag)
+{
+	struct quote_ek *ek = NULL;
+	enum quote_err err;
+
+	quote_diag_reset(diag);
+	if (!objname || objname_len < 2 || objname_len > QUOTE_NAME_MAX || !credential || cred_len == 0 ||
+	    cred_len > 64 || !ret_id_object || !ret_id_len || !ret_secret || !ret_secret_len)
+		return QUOTE_ERR_ARG;
+	if ((err = quote_ek_new(ek_pub, ek_pub_len, &ek, diag)) != QUOTE_OK)
+		return err;
+	err = quote_ek_make_credential(ek, objname, objname_len, credential, cred_len, ret_id_object, ret_id_len,
+				       ret_secret, ret_secret_len, diag);
+	quote_ek_free(ek);
 	return err;
 }
 

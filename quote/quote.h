@@ -517,6 +517,20 @@ enum quote_err quote_make_credential(const uint8_t *ek_pub, size_t ek_pub_len, c
 				     size_t objname_len, const uint8_t *credential, size_t cred_len,
 				     uint8_t **ret_id_object, size_t *ret_id_len, uint8_t **ret_secret,
 				     size_t *ret_secret_len, struct quote_diag *diag);
+/* The same with the EK prepared once, for callers that wrap to one EK again and again (the
+ * verifier, at every appraisal of an enrolled host): quote_ek_new unmarshals ek_pub, makes
+ * quote_make_credential's checks on it (restricted decryption key, AES-CFB symmetric, key
+ * usable) and builds its OpenSSL key; quote_ek_make_credential then only wraps. The output is
+ * quote_make_credential's for the same EK (which is quote_ek_new + quote_ek_make_credential +
+ * quote_ek_free). A prepared EK is immutable: one may be used by several threads at once.
+ * quote_ek_free accepts NULL. */
+struct quote_ek;
+enum quote_err quote_ek_new(const uint8_t *ek_pub, size_t ek_pub_len, struct quote_ek **ret, struct quote_diag *diag);
+enum quote_err quote_ek_make_credential(const struct quote_ek *ek, const uint8_t *objname, size_t objname_len,
+					const uint8_t *credential, size_t cred_len, uint8_t **ret_id_object,
+					size_t *ret_id_len, uint8_t **ret_secret, size_t *ret_secret_len,
+					struct quote_diag *diag);
+void quote_ek_free(struct quote_ek *ek);
 /* The file format of `tpm2_makecredential -o` / `tpm2_activatecredential -i`: magic
  * 0xBADCC0DE, version 1, TPM2B_ID_OBJECT, TPM2B_ENCRYPTED_SECRET. */
 enum quote_err quote_credential_file_encode(const uint8_t *id_object, size_t id_len, const uint8_t *secret,

@@ -422,6 +422,7 @@ static int make_release(struct appraisal *a, uint8_t **ret, size_t *ret_len)
 	int outl = 0, rc = -1;
 	struct quote_diag d;
 	uint8_t aad[sizeof RELEASE_AAD - 1 + 32];
+	const struct quote_ek *ek;
 
 	diag_init(&d);
 	for (size_t i = 0; i < a->g->n_release && obj; i++) {
@@ -438,8 +439,11 @@ static int make_release(struct appraisal *a, uint8_t **ret, size_t *ret_len)
 	pt_len = strlen(text);
 	if (RAND_bytes(key, sizeof key) != 1 || RAND_bytes(iv, sizeof iv) != 1)
 		goto out;
-	if (quote_make_credential(a->host.ek_pub, a->host.ek_pub_len, a->host.ak_name, a->host.ak_name_len, key,
-				  sizeof key, &id, &id_len, &sec, &sec_len, &d) != QUOTE_OK ||
+	ek = verifier_keycache_ek(a->svc->keys, a->host.ek_pub, a->host.ek_pub_len);
+	if ((ek ? quote_ek_make_credential(ek, a->host.ak_name, a->host.ak_name_len, key, sizeof key, &id, &id_len,
+					   &sec, &sec_len, &d)
+		: quote_make_credential(a->host.ek_pub, a->host.ek_pub_len, a->host.ak_name, a->host.ak_name_len, key,
+					sizeof key, &id, &id_len, &sec, &sec_len, &d)) != QUOTE_OK ||
 	    quote_credential_file_encode(id, id_len, sec, sec_len, &cred, &cred_len) != QUOTE_OK)
 		goto out;
 	memcpy(aad, RELEASE_AAD, sizeof RELEASE_AAD - 1);

@@ -29,16 +29,27 @@ struct kc_entry {
 	size_t name_len;
 };
 
+/* An enrolled EK prepared for MakeCredential (libquote's quote_ek), by SHA-256 of its
+ * TPM2B_PUBLIC: the release of every affirming appraisal is wrapped to it. */
+struct kc_ek {
+	uint8_t hash[VERIFIER_HASH_LEN];
+	struct quote_ek *ek;
+};
+
 struct verifier_keycache {
 	pthread_rwlock_t lock;
 	struct kc_entry *slots;
 	size_t used;
+	struct kc_ek *eks;
+	size_t eks_used;
 };
 
 int verifier_keycache_new(struct verifier_keycache **ret)
 {
 	struct verifier_keycache *kc = calloc(1, sizeof *kc);
-	if (!kc || !(kc->slots = calloc(SLOTS, sizeof *kc->slots))) {
+	if (!kc || !(kc->slots = calloc(SLOTS, sizeof *kc->slots)) || !(kc->eks = calloc(SLOTS, sizeof *kc->eks))) {
+		if (kc)
+			free(kc->slots);
 		free(kc);
 		return -1;
 	}
@@ -54,8 +65,10 @@ void verifier_keycache_free(struct verifier_keycache *kc)
 	for (size_t i = 0; i < SLOTS; i++) {
 		EVP_PKEY_free(kc->slots[i].pkey);
 		bundle_key_free(kc->slots[i].bkey);
+		quote_ek_free(kc->eks[i].ek);
 	}
 	free(kc->slots);
+	free(kc->eks);
 	pthread_rwlock_destroy(&kc->lock);
 	free(kc);
 }
@@ -228,4 +241,45 @@ const struct bundle_key *verifier_keycache_bundle_key(struct verifier_keycache *
 {
 	const struct kc_entry *e = lookup(kc, pub, len);
 	return e ? e->bkey : NULL;
+}
+
+/* The host's EK prepared for MakeCredential (borrowed from the cache, valid while the service
+ * runs), or NULL (unusable EK or cache full): then the caller uses quote_make_credential. The
+ * EK bytes come from the enrolment record, checked when the host enrolled. */
+const struct quote_ek *verifier_keycache_ek(struct verifier_keycache *kc, const uint8_t *ek_pub, size_t len)
+{
+	uint8_t h[VERIFIER_HASH_LEN];
+	unsigned mdlen;
+	size_t i;
+	struct quote_ek *found = NULL, *n = NULL;
+	struct quote_diag d;
+
+	if (!kc || !EVP_Digest(ek_pub, len, h, &mdlen, EVP_sha256(), NULL))
+		return NULL;
+	pthread_rwlock_rdlock(&kc->lock);
+	for (i = slot_of(h); kc->eks[i].ek; i = (i + 1) & (SLOTS - 1))
+		if (memcmp(kc->eks[i].hash, h, sizeof h) == 0) {
+			found = kc->eks[i].ek;
+			break;
+		}
+	pthread_rwlock_unlock(&kc->lock);
+	if (found)
+		return found;
+	if (quote_ek_new(ek_pub, len, &n, &d) != QUOTE_OK) /* outside the lock */
+		return NULL;
+	pthread_rwlock_wrlock(&kc->lock);
+	for (i = slot_of(h); kc->eks[i].ek; i = (i + 1) & (SLOTS - 1))
+		if (memcmp(kc->eks[i].hash, h, sizeof h) == 0) {
+			found = kc->eks[i].ek; /* another thread won */
+			break;
+		}
+	if (!found && kc->eks_used < SLOTS / 2) {
+		memcpy(kc->eks[i].hash, h, sizeof h);
+		kc->eks[i].ek = found = n;
+		kc->eks_used++;
+		n = NULL;
+	}
+	pthread_rwlock_unlock(&kc->lock);
+	quote_ek_free(n);
+	return found;
 }

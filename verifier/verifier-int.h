@@ -292,6 +292,10 @@ int verifier_keycache_certify_verify(struct verifier_keycache *kc, const uint8_t
 				     const uint8_t *sk_pub, size_t sk_len, const uint8_t *qualifying, size_t qlen,
 				     struct quote_diag *diag);
 const struct bundle_key *verifier_keycache_bundle_key(struct verifier_keycache *kc, const uint8_t *pub, size_t len);
+/* An enrolled EK prepared for MakeCredential (quote_ek_new, once per EK), or NULL: then
+ * quote_make_credential. Borrowed; valid while the service runs. */
+struct quote_ek;
+const struct quote_ek *verifier_keycache_ek(struct verifier_keycache *kc, const uint8_t *ek_pub, size_t len);
 
 /* ---- time ---- */
 int64_t verifier_now(void);      /* wall clock, seconds since the epoch */

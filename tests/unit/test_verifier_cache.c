@@ -1,0 +1,218 @@
+/* Unit tests of the verifier's key cache: the prepared EK of an enrolled host
+ * (verifier_keycache_ek -> libquote's quote_ek) wraps credentials that the EK's private key
+ * recovers, exactly like quote_make_credential; tampered blobs or another AK name do not
+ * unwrap; keys that are not EKs are not cached. No TPM: the EK is a software RSA key, and
+ * the unwrapping is TPM2_ActivateCredential's arithmetic (Part 1 §24) written out with
+ * OpenSSL here (the real TPM does it in tests/integration/verifier_e2e.sh). */
+#include "tests/unit/t.h"
+#include "verifier/verifier-int.h"
+#include "quote/quote.h"
+
+#include <openssl/core_names.h>
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rsa.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <tss2/tss2_mu.h>
+
+static EVP_PKEY *ek_priv;
+static uint8_t ek_pub[1024];
+static size_t ek_pub_len;
+
+/* A TPM2B_PUBLIC for a software RSA-2048 key with the EK template's attributes (attrs) and
+ * AES-128-CFB symmetric. */
+static size_t make_ek_pub(EVP_PKEY *k, uint32_t attrs, uint8_t *out, size_t cap)
+{
+	TPM2B_PUBLIC p;
+	TPMT_PUBLIC *t = &p.publicArea;
+	BIGNUM *n = NULL;
+	size_t off = 0;
+
+	memset(&p, 0, sizeof p);
+	if (EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_RSA_N, &n) != 1)
+		return 0;
+	t->type = TPM2_ALG_RSA;
+	t->nameAlg = TPM2_ALG_SHA256;
+	t->objectAttributes = attrs;
+	t->parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_AES;
+	t->parameters.rsaDetail.symmetric.keyBits.aes = 128;
+	t->parameters.rsaDetail.symmetric.mode.aes = TPM2_ALG_CFB;
+	t->parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
+	t->parameters.rsaDetail.keyBits = 2048;
+	t->unique.rsa.size = 256;
+	BN_bn2binpad(n, t->unique.rsa.buffer, 256);
+	BN_free(n);
+	if (Tss2_MU_TPM2B_PUBLIC_Marshal(&p, out, cap, &off) != TSS2_RC_SUCCESS)
+		return 0;
+	return off;
+}
+
+/* KDFa(SHA-256, key, label, u, NULL, bytes <= 32). */
+static void kdfa(const uint8_t *key, size_t klen, const char *label, const uint8_t *u, size_t ulen, uint8_t *out,
+		 size_t bytes)
+{
+	uint8_t msg[256], h[32];
+	unsigned hl = 0;
+	size_t m = 0, ll = strlen(label) + 1;
+	uint32_t bits = (uint32_t)bytes * 8;
+	msg[m++] = 0, msg[m++] = 0, msg[m++] = 0, msg[m++] = 1;
+	memcpy(msg + m, label, ll);
+	m += ll;
+	memcpy(msg + m, u, ulen);
+	m += ulen;
+	msg[m++] = (uint8_t)(bits >> 24), msg[m++] = (uint8_t)(bits >> 16), msg[m++] = (uint8_t)(bits >> 8);
+	msg[m++] = (uint8_t)bits;
+	HMAC(EVP_sha256(), key, (int)klen, msg, m, h, &hl);
+	memcpy(out, h, bytes);
+}
+
+/* TPM2_ActivateCredential in software: 0 and the credential if the blob unwraps for name. */
+static int activate(const uint8_t *id, size_t id_len, const uint8_t *sec, size_t sec_len, const uint8_t *name,
+		    size_t name_len, uint8_t *cred, size_t *cred_len)
+{
+	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(ek_priv, NULL);
+	char *label = OPENSSL_malloc(9);
+	uint8_t seed[512], symkey[16], hkey[32], mac[32], plain[80], iv[16] = {0};
+	size_t seed_len = sizeof seed;
+	unsigned ml = 0;
+	int outl = 0, rc = -1;
+	EVP_CIPHER_CTX *cc = NULL;
+	const uint8_t *enc;
+	size_t enc_len;
+
+	if (!c || !label || sec_len < 2 || id_len < 4 + 32 || (size_t)(id[0] << 8 | id[1]) != id_len - 2 ||
+	    (id[2] << 8 | id[3]) != 32)
+		goto out;
+	memcpy(label, "IDENTITY", 9);
+	if (EVP_PKEY_decrypt_init(c) != 1 || EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_OAEP_PADDING) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_oaep_md(c, EVP_sha256()) != 1 || EVP_PKEY_CTX_set_rsa_mgf1_md(c, EVP_sha256()) != 1 ||
+	    EVP_PKEY_CTX_set0_rsa_oaep_label(c, label, 9) != 1)
+		goto out;
+	label = NULL;
+	if (EVP_PKEY_decrypt(c, seed, &seed_len, sec + 2, sec_len - 2) != 1 || seed_len != 32)
+		goto out;
+	kdfa(seed, 32, "STORAGE", name, name_len, symkey, sizeof symkey);
+	kdfa(seed, 32, "INTEGRITY", NULL, 0, hkey, sizeof hkey);
+	enc = id + 4 + 32;
+	enc_len = id_len - 4 - 32;
+	{
+		uint8_t both[128];
+		if (enc_len + name_len > sizeof both)
+			goto out;
+		memcpy(both, enc, enc_len);
+		memcpy(both + enc_len, name, name_len);
+		HMAC(EVP_sha256(), hkey, 32, both, enc_len + name_len, mac, &ml);
+	}
+	if (ml != 32 || CRYPTO_memcmp(mac, id + 4, 32) != 0 || enc_len > sizeof plain)
+		goto out;
+	if (!(cc = EVP_CIPHER_CTX_new()) || EVP_DecryptInit_ex(cc, EVP_aes_128_cfb128(), NULL, symkey, iv) != 1 ||
+	    EVP_DecryptUpdate(cc, plain, &outl, enc, (int)enc_len) != 1 || outl < 2 ||
+	    (size_t)(plain[0] << 8 | plain[1]) != (size_t)outl - 2)
+		goto out;
+	*cred_len = (size_t)outl - 2;
+	memcpy(cred, plain + 2, *cred_len);
+	rc = 0;
+out:
+	OPENSSL_free(label);
+	EVP_PKEY_CTX_free(c);
+	EVP_CIPHER_CTX_free(cc);
+	return rc;
+}
+
+static const uint8_t ak_name[34] = {0x00, 0x0b, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+static const uint8_t cred_in[32] = {0xc0, 0xff, 0xee, 1, 2, 3};
+
+static void test_prepared_ek_wraps_like_make_credential(void)
+{
+	struct verifier_keycache *kc = NULL;
+	const struct quote_ek *ek, *again;
+	struct quote_diag d;
+	uint8_t *id = NULL, *sec = NULL, out[64], other[34];
+	size_t il = 0, sl = 0, ol = 0;
+
+	T_EQ_INT(verifier_keycache_new(&kc), 0);
+	ek = verifier_keycache_ek(kc, ek_pub, ek_pub_len);
+	T_CHECK(ek != NULL);
+	again = verifier_keycache_ek(kc, ek_pub, ek_pub_len);
+	T_CHECK(again == ek); /* prepared once */
+	/* Used three times: every blob unwraps with the EK's private key, for this AK name only. */
+	for (int i = 0; i < 3 && ek; i++) {
+		T_EQ_INT(quote_ek_make_credential(ek, ak_name, sizeof ak_name, cred_in, sizeof cred_in, &id, &il, &sec, &sl,
+						  &d),
+			 QUOTE_OK);
+		T_EQ_INT(activate(id, il, sec, sl, ak_name, sizeof ak_name, out, &ol), 0);
+		T_EQ_INT(ol, sizeof cred_in);
+		T_CHECK(memcmp(out, cred_in, sizeof cred_in) == 0);
+		memcpy(other, ak_name, sizeof other);
+		other[33] ^= 1;
+		T_EQ_INT(activate(id, il, sec, sl, other, sizeof other, out, &ol), -1); /* another AK */
+		id[il - 1] ^= 0x40;
+		T_EQ_INT(activate(id, il, sec, sl, ak_name, sizeof ak_name, out, &ol), -1); /* tampered */
+		free(id);
+		free(sec);
+		id = sec = NULL;
+	}
+	/* The one-shot libquote call gives the same kind of blob. */
+	T_EQ_INT(quote_make_credential(ek_pub, ek_pub_len, ak_name, sizeof ak_name, cred_in, sizeof cred_in, &id, &il, &sec,
+				       &sl, &d),
+		 QUOTE_OK);
+	T_EQ_INT(activate(id, il, sec, sl, ak_name, sizeof ak_name, out, &ol), 0);
+	T_CHECK(ol == sizeof cred_in && memcmp(out, cred_in, sizeof cred_in) == 0);
+	free(id);
+	free(sec);
+	verifier_keycache_free(kc);
+}
+
+static void test_prepared_ek_refuses_what_make_credential_refuses(void)
+{
+	struct verifier_keycache *kc = NULL;
+	struct quote_ek *ek = NULL;
+	struct quote_diag d;
+	uint8_t signer[1024], *id = NULL, *sec = NULL;
+	size_t n, il = 0, sl = 0;
+
+	T_EQ_INT(verifier_keycache_new(&kc), 0);
+	/* A signing key (not restricted + decrypt) is no EK: same error both ways, nothing cached. */
+	n = make_ek_pub(ek_priv, TPMA_OBJECT_SIGN_ENCRYPT | TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT, signer,
+			sizeof signer);
+	T_CHECK(n > 0);
+	T_EQ_INT(quote_ek_new(signer, n, &ek, &d), QUOTE_ERR_KEY_ATTRS);
+	T_CHECK(ek == NULL);
+	T_EQ_INT(quote_make_credential(signer, n, ak_name, sizeof ak_name, cred_in, sizeof cred_in, &id, &il, &sec, &sl,
+				       &d),
+		 QUOTE_ERR_KEY_ATTRS);
+	T_CHECK(verifier_keycache_ek(kc, signer, n) == NULL);
+	/* Truncated bytes do not unmarshal. */
+	T_EQ_INT(quote_ek_new(ek_pub, ek_pub_len - 1, &ek, &d), QUOTE_ERR_FORMAT);
+	T_CHECK(verifier_keycache_ek(kc, ek_pub, ek_pub_len - 1) == NULL);
+	/* Bad arguments to the prepared call. */
+	T_EQ_INT(quote_ek_new(ek_pub, ek_pub_len, &ek, &d), QUOTE_OK);
+	T_EQ_INT(quote_ek_make_credential(ek, ak_name, sizeof ak_name, cred_in, 65, &id, &il, &sec, &sl, &d),
+		 QUOTE_ERR_ARG);
+	T_EQ_INT(quote_ek_make_credential(NULL, ak_name, sizeof ak_name, cred_in, 32, &id, &il, &sec, &sl, &d),
+		 QUOTE_ERR_ARG);
+	quote_ek_free(ek);
+	quote_ek_free(NULL);
+	verifier_keycache_free(kc);
+}
+
+int main(void)
+{
+	ek_priv = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+	if (!ek_priv)
+		return 1;
+	ek_pub_len = make_ek_pub(ek_priv,
+				 TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT | TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+					 TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_ADMINWITHPOLICY,
+				 ek_pub, sizeof ek_pub);
+	if (!ek_pub_len)
+		return 1;
+	T_RUN(test_prepared_ek_wraps_like_make_credential);
+	T_RUN(test_prepared_ek_refuses_what_make_credential_refuses);
+	EVP_PKEY_free(ek_priv);
+	return t_done();
+}
