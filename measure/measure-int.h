@@ -14,11 +14,13 @@ struct ent {
 	uint32_t path_len;
 	uint8_t type;       /* enum measure_type */
 	uint8_t scan;       /* walk: directory still to be listed */
+	uint8_t linked;     /* walk: the file had links when opened (so 0 links later = vanished) */
 	uint32_t mode, uid, gid;
 	uint32_t link;      /* walk: 1 + index of an earlier entry for the same inode, or 0 */
 	uint64_t size;
 	uint64_t dev, ino;
 	uint32_t parent;    /* walk: index of the parent directory entry */
+	int32_t fd1;        /* walk: 1 + descriptor of a regular file opened by the walk, 0 = none */
 	uint8_t digest[MEASURE_DIGEST_LEN];
 };
 

@@ -1,16 +1,23 @@
-/* The tree walk: list directories breadth-first on the calling thread while a pool of
+/* The tree walk: list directories depth-first on the calling thread while a pool of
  * hashing threads works through the regular files found so far.
  *
  * - Entries live in stable-address blocks (struct ents); the walker publishes a prefix
  *   [0, published) under the mutex, workers claim small batches of that prefix (a few
  *   files or ~256 KiB, whichever comes first) so per-file hand-off costs one uncontended
  *   lock per batch, not one per file.
- * - Every open is relative to the root fd: openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)
- *   where the kernel has it (no symlink anywhere in the path, nothing outside the root),
- *   openat(O_NOFOLLOW) otherwise. Files are opened O_NOATIME when permitted.
- * - A file is hashed with one EVP context per thread and 64 KiB reads; a short read that
- *   completes the size seen by the walk ends the file (no extra read for small files).
- *   The inode, type and size must match what the walk saw, else MEASURE_ERR_CHANGED. */
+ * - Directories are opened relative to the root fd: openat2(RESOLVE_BENEATH |
+ *   RESOLVE_NO_SYMLINKS) where the kernel has it (no symlink anywhere in the path, nothing
+ *   outside the root), openat(O_NOFOLLOW) otherwise.
+ * - A regular file is opened by the walker while it lists the file's directory: one
+ *   openat(dirfd, name, O_NOFOLLOW | O_NOATIME where permitted) and an fstat, which give
+ *   the record's metadata and the descriptor handed to a worker. That replaces a statx by
+ *   name plus a second, whole-path open in the worker (the per-file kernel cost that
+ *   dominated small files). At most max_fds such descriptors are outstanding; the walker
+ *   waits for the workers when it gets that far ahead.
+ * - The worker fstats the descriptor again before hashing: the size must be the one the
+ *   walk saw and the file must still have a name (else MEASURE_ERR_CHANGED: "size was",
+ *   "vanished"). It hashes with one EVP context per thread and 64 KiB reads; a short read
+ *   that completes the size ends the file (no extra read for small files). */
 #include "measure/measure-int.h"
 
 #include <dirent.h>
@@ -19,6 +26,7 @@
 #include <linux/openat2.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -46,13 +54,20 @@ struct walk {
 	pthread_mutex_t mu;
 	pthread_cond_t cv_work; /* more entries published, walk done, or failure */
 	pthread_cond_t cv_done; /* a worker finished */
+	pthread_cond_t cv_fds;  /* workers closed descriptors the walker waits for, or failure */
 	size_t published, next;
-	int walk_done, running, waiting;
+	int walk_done, running, waiting, walker_waiting;
+	uint64_t wake_closed; /* wake the waiting walker once fds_closed reaches this */
 	struct measure_error err; /* the first error */
 	atomic_int failed;
 
+	/* Descriptors of files to hash: opened by the walker (walker only), closed by the
+	 * workers (under mu). The walker stays below max_fds outstanding. */
+	uint64_t fds_opened, max_fds;
+	atomic_uint_fast64_t fds_closed;
+
 	atomic_uint_fast64_t files_done, bytes_done;
-	atomic_int no_openat2, no_noatime;
+	int no_openat2, no_noatime; /* walker only */
 
 	/* (dev, ino) -> entry index of regular files with more than one link (walker only):
 	 * a hard link is hashed once. */
@@ -114,13 +129,14 @@ static void fail(struct walk *w, enum measure_err code, int sys_errno, const cha
 		atomic_store(&w->failed, 1);
 	}
 	pthread_cond_broadcast(&w->cv_work);
+	pthread_cond_broadcast(&w->cv_fds);
 	pthread_mutex_unlock(&w->mu);
 }
 
 /* Open rel (no leading "/") below the root. */
 static int open_below(struct walk *w, const char *rel, int flags, int dir)
 {
-	if (!atomic_load(&w->no_openat2)) {
+	if (!w->no_openat2) {
 		struct open_how how = {
 			.flags = (uint64_t)flags,
 			.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
@@ -130,7 +146,7 @@ static int open_below(struct walk *w, const char *rel, int flags, int dir)
 		if (fd >= 0 || (errno != ENOSYS && errno != EPERM))
 			return (int)fd;
 		if (errno == ENOSYS) /* EPERM: maybe a seccomp filter; try openat below */
-			atomic_store(&w->no_openat2, 1);
+			w->no_openat2 = 1;
 	}
 	return openat(w->rootfd, rel, flags);
 }
@@ -198,26 +214,15 @@ static int hash_sparse(struct walk *w, struct ent *e, int fd, EVP_MD_CTX *ctx, u
 	return 0;
 }
 
+/* Hash e's content from the descriptor the walker opened; closes it. */
 static void hash_file(struct walk *w, struct ent *e, EVP_MD_CTX *ctx, uint8_t *buf)
 {
-	int flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
-	int fd = -1;
+	int fd = e->fd1 - 1;
 	struct stat st;
 	uint64_t total = 0;
 	char detail[128];
 
-	if (!atomic_load(&w->no_noatime)) {
-		fd = open_below(w, e->path + 1, flags | O_NOATIME, 0);
-		if (fd < 0 && errno == EPERM)
-			atomic_store(&w->no_noatime, 1);
-	}
-	if (fd < 0 && atomic_load(&w->no_noatime))
-		fd = open_below(w, e->path + 1, flags, 0);
-	if (fd < 0) {
-		fail(w, errno == ENOENT ? MEASURE_ERR_CHANGED : MEASURE_ERR_IO, errno, e->path,
-		     errno == ENOENT ? "vanished" : "open");
-		return;
-	}
+	e->fd1 = 0;
 	if (fstat(fd, &st) != 0) {
 		fail(w, MEASURE_ERR_IO, errno, e->path, "fstat");
 		goto out;
@@ -230,6 +235,10 @@ static void hash_file(struct walk *w, struct ent *e, EVP_MD_CTX *ctx, uint8_t *b
 		snprintf(detail, sizeof detail, "size was %llu, now %llu", (unsigned long long)e->size,
 			 (unsigned long long)st.st_size);
 		fail(w, MEASURE_ERR_CHANGED, 0, e->path, detail);
+		goto out;
+	}
+	if (e->linked && st.st_nlink == 0) { /* unlinked since the walk opened it */
+		fail(w, MEASURE_ERR_CHANGED, 0, e->path, "vanished");
 		goto out;
 	}
 	if (e->size > 4 * READ_BUF)
@@ -284,6 +293,7 @@ static void *worker(void *arg)
 	struct walk *w = arg;
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	uint8_t *buf = aligned_alloc(4096, READ_BUF);
+	uint64_t closed = 0;
 
 	if (!ctx || !buf)
 		fail(w, MEASURE_ERR_NOMEM, 0, NULL, "hashing thread");
@@ -292,6 +302,10 @@ static void *worker(void *arg)
 		uint64_t acc = 0;
 
 		pthread_mutex_lock(&w->mu);
+		atomic_fetch_add(&w->fds_closed, closed);
+		closed = 0;
+		if (w->walker_waiting && atomic_load(&w->fds_closed) >= w->wake_closed)
+			pthread_cond_signal(&w->cv_fds);
 		while (!atomic_load(&w->failed) && w->next >= w->published && !w->walk_done) {
 			w->waiting++;
 			pthread_cond_wait(&w->cv_work, &w->mu);
@@ -312,13 +326,16 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&w->mu);
 		for (size_t i = start; i < end && !atomic_load_explicit(&w->failed, memory_order_relaxed); i++) {
 			struct ent *e = ents_at(&w->ents, i);
-			if (e->type == MEASURE_TYPE_REG && !e->link)
+			if (e->fd1) {
 				hash_file(w, e, ctx, buf);
+				closed++;
+			}
 		}
 	}
 	EVP_MD_CTX_free(ctx);
 	free(buf);
 	pthread_mutex_lock(&w->mu);
+	atomic_fetch_add(&w->fds_closed, closed);
 	w->running--;
 	pthread_cond_broadcast(&w->cv_done);
 	pthread_mutex_unlock(&w->mu);
@@ -334,6 +351,97 @@ static void publish(struct walk *w, int done)
 	if (w->waiting)
 		pthread_cond_broadcast(&w->cv_work);
 	pthread_mutex_unlock(&w->mu);
+}
+
+/* Before opening another file: if max_fds descriptors are outstanding, publish what is
+ * listed so far (complete entries only) and wait until the workers have closed half of
+ * them (one wake-up per max_fds / 2 files, not one per batch). Returns 0, or -1 on failure
+ * elsewhere. */
+static int reserve_fd(struct walk *w)
+{
+	int rc = 0;
+
+	/* fds_closed only grows: a stale value errs on the side of waiting */
+	if (w->fds_opened - atomic_load_explicit(&w->fds_closed, memory_order_relaxed) < w->max_fds)
+		return 0;
+	publish(w, 0);
+	pthread_mutex_lock(&w->mu);
+	w->wake_closed = w->fds_opened - w->max_fds / 2;
+	while (!atomic_load(&w->failed) && atomic_load(&w->fds_closed) < w->wake_closed) {
+		w->walker_waiting = 1;
+		pthread_cond_wait(&w->cv_fds, &w->mu);
+		w->walker_waiting = 0;
+	}
+	if (atomic_load(&w->failed))
+		rc = -1;
+	pthread_mutex_unlock(&w->mu);
+	return rc;
+}
+
+/* Open name (a regular file per readdir or statx) in directory dfd. Returns 1 with *ret_fd
+ * and *st of an open regular file, 0 if name is not (or no longer) a regular file, -1 after
+ * fail(). */
+static int open_reg(struct walk *w, int dfd, const char *name, const char *path, int *ret_fd, struct stat *st)
+{
+	int flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+	int fd = -1;
+
+	if (reserve_fd(w) != 0)
+		return -1;
+	if (!w->no_noatime) {
+		fd = openat(dfd, name, flags | O_NOATIME);
+		if (fd < 0 && errno == EPERM) /* not the owner and no CAP_FOWNER */
+			w->no_noatime = 1;
+	}
+	if (fd < 0 && w->no_noatime)
+		fd = openat(dfd, name, flags);
+	if (fd < 0) {
+		if (errno == ELOOP) /* a symlink now */
+			return 0;
+		fail(w, errno == ENOENT ? MEASURE_ERR_CHANGED : MEASURE_ERR_IO, errno, path,
+		     errno == ENOENT ? "vanished" : "open");
+		return -1;
+	}
+	if (fstat(fd, st) != 0) {
+		fail(w, MEASURE_ERR_IO, errno, path, "fstat");
+		close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		close(fd);
+		return 0;
+	}
+	w->fds_opened++;
+	*ret_fd = fd;
+	return 1;
+}
+
+/* Fill e (just added for path) as the regular file open as fd; keeps fd for a worker, or
+ * closes it when e is a hard link to a file already listed. Returns 0, or -1 after fail(). */
+static int add_reg(struct walk *w, struct ent *e, const char *path, int fd, const struct stat *st)
+{
+	long l = 0;
+
+	e->type = MEASURE_TYPE_REG;
+	e->mode = st->st_mode & 07777;
+	e->uid = st->st_uid;
+	e->gid = st->st_gid;
+	e->dev = (uint64_t)st->st_dev;
+	e->ino = (uint64_t)st->st_ino;
+	e->size = (uint64_t)st->st_size;
+	e->linked = st->st_nlink > 0;
+	e->fd1 = fd + 1;
+	if (st->st_nlink > 1 && (l = link_of(w, e, w->ents.n - 1)) < 0) {
+		fail(w, MEASURE_ERR_NOMEM, 0, path, NULL);
+		return -1;
+	}
+	if (l) { /* content hashed once, from the first name */
+		e->link = (uint32_t)l;
+		e->fd1 = 0;
+		close(fd);
+		w->fds_opened--;
+	}
+	return 0;
 }
 
 static int is_loop(const struct walk *w, const struct ent *e, size_t parent)
@@ -362,6 +470,7 @@ static int list_dir(struct walk *w, size_t di)
 	char path[MEASURE_MAX_PATH + 2];
 	char target[MEASURE_MAX_PATH + 1];
 	enum measure_err rc = MEASURE_OK;
+	int ffd = -1, have_fd = 0;
 
 	fd = di == 0 ? openat(w->rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
 		     : open_below(w, dpath + 1, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 1);
@@ -408,42 +517,55 @@ static int list_dir(struct walk *w, size_t di)
 		memcpy(path + dlen + 1, de->d_name, nl + 1);
 		if (w->x->n && excludes_exact(w->x, path, plen))
 			continue;
-		if (statx(dirfd(dir), de->d_name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_BASIC_STATS, &sx) != 0) {
-			fail(w, errno == ENOENT ? MEASURE_ERR_CHANGED : MEASURE_ERR_IO, errno, path,
-			     errno == ENOENT ? "vanished" : "stat");
+		/* A regular file is opened here (its descriptor goes to a worker); anything else,
+		 * or a name readdir cannot type, is classified by statx first. */
+		have_fd = 0;
+		if (de->d_type == DT_REG && (have_fd = open_reg(w, dirfd(dir), de->d_name, path, &ffd, &st)) < 0)
 			goto fail;
-		}
-		if (S_ISSOCK(sx.stx_mode)) {
-			w->sockets++;
-			continue;
+		if (!have_fd) {
+			if (statx(dirfd(dir), de->d_name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_BASIC_STATS,
+				  &sx) != 0) {
+				fail(w, errno == ENOENT ? MEASURE_ERR_CHANGED : MEASURE_ERR_IO, errno, path,
+				     errno == ENOENT ? "vanished" : "stat");
+				goto fail;
+			}
+			if (S_ISSOCK(sx.stx_mode)) {
+				w->sockets++;
+				continue;
+			}
+			if (S_ISREG(sx.stx_mode)) {
+				if ((have_fd = open_reg(w, dirfd(dir), de->d_name, path, &ffd, &st)) < 0)
+					goto fail;
+				if (!have_fd) {
+					fail(w, MEASURE_ERR_CHANGED, 0, path, "replaced while being listed");
+					goto fail;
+				}
+			}
 		}
 		if (!(e = ents_add(&w->ents, &rc))) {
 			fail(w, rc, 0, path, NULL);
-			goto fail;
+			goto fail_fd;
 		}
 		if (!(e->path = arena_strndup(&w->arena, path, plen))) {
 			fail(w, MEASURE_ERR_NOMEM, 0, path, NULL);
-			goto fail;
+			goto fail_fd;
 		}
 		e->path_len = (uint32_t)plen;
+		e->parent = (uint32_t)di;
+		if (have_fd) {
+			if (add_reg(w, e, path, ffd, &st) != 0)
+				goto fail;
+			continue;
+		}
 		e->mode = sx.stx_mode & 07777;
 		e->uid = sx.stx_uid;
 		e->gid = sx.stx_gid;
 		e->dev = (uint64_t)makedev(sx.stx_dev_major, sx.stx_dev_minor);
 		e->ino = (uint64_t)sx.stx_ino;
-		e->parent = (uint32_t)di;
 		switch (sx.stx_mode & S_IFMT) {
-		case S_IFREG: {
-			long l = 0;
-			e->type = MEASURE_TYPE_REG;
-			e->size = (uint64_t)sx.stx_size;
-			if (sx.stx_nlink > 1 && (l = link_of(w, e, w->ents.n - 1)) < 0) {
-				fail(w, MEASURE_ERR_NOMEM, 0, path, NULL);
-				goto fail;
-			}
-			e->link = (uint32_t)l;
-			break;
-		}
+		case S_IFREG: /* handled above */
+			fail(w, MEASURE_ERR_CHANGED, 0, path, "replaced while being listed");
+			goto fail;
 		case S_IFDIR:
 			e->type = MEASURE_TYPE_DIR;
 			/* A mount point is recorded (as the mounted root looks) but not entered. Bind
@@ -486,9 +608,47 @@ static int list_dir(struct walk *w, size_t di)
 	}
 	closedir(dir);
 	return 0;
+fail_fd:
+	if (have_fd) { /* not in an entry yet */
+		close(ffd);
+		w->fds_opened--;
+	}
 fail:
 	closedir(dir);
 	return -1;
+}
+
+/* Directory entries still to list (indices). */
+struct stack {
+	size_t *v;
+	size_t n, cap;
+};
+
+static int stack_push(struct stack *s, size_t i)
+{
+	if (s->n == s->cap) {
+		size_t ncap = s->cap ? s->cap * 2 : 256;
+		size_t *n = realloc(s->v, ncap * sizeof *n);
+		if (!n)
+			return -1;
+		s->v = n;
+		s->cap = ncap;
+	}
+	s->v[s->n++] = i;
+	return 0;
+}
+
+/* How many file descriptors the walker may keep open for the workers: half of what the
+ * soft RLIMIT_NOFILE leaves, at most 1024, at least 8. Enough queued work for any number of
+ * workers (each takes at most BATCH_FILES at a time). */
+static uint64_t fd_budget(void)
+{
+	struct rlimit rl;
+	uint64_t n = 1024;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 2 < n)
+		n = rl.rlim_cur / 2;
+	return n > 64 ? n - 32 : 8;
 }
 
 enum measure_err measure_tree(const char *root, const struct measure_opts *opts, struct measure_manifest **ret,
@@ -502,6 +662,7 @@ enum measure_err measure_tree(const char *root, const struct measure_opts *opts,
 	struct ent *e;
 	enum measure_err rc = MEASURE_OK;
 	double next_report = 0;
+	struct stack dirs = {0};
 
 	memset(&w, 0, sizeof w);
 	w.rootfd = -1;
@@ -520,6 +681,8 @@ enum measure_err measure_tree(const char *root, const struct measure_opts *opts,
 	pthread_mutex_init(&w.mu, NULL);
 	pthread_cond_init(&w.cv_work, NULL);
 	pthread_cond_init(&w.cv_done, NULL);
+	pthread_cond_init(&w.cv_fds, NULL);
+	w.max_fds = fd_budget();
 	if (ents_init(&w.ents) != 0 || !(w.md = EVP_MD_fetch(NULL, "SHA256", NULL))) {
 		rc = seterr(err, MEASURE_ERR_NOMEM, 0, NULL, 0, NULL);
 		goto out;
@@ -556,14 +719,23 @@ enum measure_err measure_tree(const char *root, const struct measure_opts *opts,
 		}
 	}
 	next_report = now() + 0.25;
-	for (size_t i = 0; i < w.ents.n && !atomic_load(&w.failed); i++) {
-		struct ent *d = ents_at(&w.ents, i);
-		if (d->type != MEASURE_TYPE_DIR || !d->scan)
-			continue;
+	/* Depth first (a stack of directories still to list), so that the first files reach
+	 * the workers after a few listings rather than after a whole level of the tree. */
+	if (stack_push(&dirs, 0) != 0)
+		fail(&w, MEASURE_ERR_NOMEM, 0, NULL, NULL);
+	for (size_t listed = 0; dirs.n && !atomic_load(&w.failed); listed++) {
+		size_t i = dirs.v[--dirs.n], first = w.ents.n;
 		if (list_dir(&w, i) != 0)
 			break;
 		publish(&w, 0);
-		if (opts && opts->progress && (i & 63) == 0 && now() >= next_report) {
+		for (size_t k = w.ents.n; k-- > first;) { /* pushed last to first: listed in name order */
+			const struct ent *c = ents_at(&w.ents, k);
+			if (c->type == MEASURE_TYPE_DIR && c->scan && stack_push(&dirs, k) != 0) {
+				fail(&w, MEASURE_ERR_NOMEM, 0, c->path, NULL);
+				break;
+			}
+		}
+		if (opts && opts->progress && (listed & 63) == 0 && now() >= next_report) {
 			opts->progress(opts->ud, atomic_load(&w.files_done), atomic_load(&w.bytes_done), w.ents.n, 0);
 			next_report = now() + 0.25;
 		}
@@ -588,6 +760,14 @@ enum measure_err measure_tree(const char *root, const struct measure_opts *opts,
 	pthread_mutex_unlock(&w.mu);
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(tid[i], NULL);
+	if (w.fds_opened != atomic_load(&w.fds_closed)) /* after a failure: files never hashed */
+		for (size_t i = 0; i < w.ents.n; i++) {
+			struct ent *f = ents_at(&w.ents, i);
+			if (f->fd1) {
+				close(f->fd1 - 1);
+				f->fd1 = 0;
+			}
+		}
 	if (atomic_load(&w.failed)) {
 		rc = w.err.code;
 		if (err)
@@ -616,7 +796,9 @@ out:
 	ents_free(&w.ents);
 	arena_free(&w.arena);
 	free(w.links);
+	free(dirs.v);
 	excludes_free(&x);
+	pthread_cond_destroy(&w.cv_fds);
 	pthread_cond_destroy(&w.cv_done);
 	pthread_cond_destroy(&w.cv_work);
 	pthread_mutex_destroy(&w.mu);

@@ -13,7 +13,9 @@
 #include <openssl/evp.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -616,6 +618,133 @@ static void test_large_manifest_root_pipelined(void)
 	free(v);
 }
 
+/* ---- the walker opens files and hands the descriptors to the hashing threads ---- */
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static void mkfiles(const char *dir, int n)
+{
+	char p[600], body[64];
+	mkdir(dir, 0755);
+	for (int i = 0; i < n; i++) {
+		int fd;
+		snprintf(p, sizeof p, "%s/f%03d", dir, i);
+		snprintf(body, sizeof body, "file %d\n", i * 7919);
+		if ((fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644)) >= 0) {
+			if (write(fd, body, strlen(body)) < 0)
+				perror("write");
+			close(fd);
+		}
+	}
+}
+
+static struct measure_manifest *measure_dir(const char *dir, unsigned jobs, enum measure_err *rc)
+{
+	struct measure_opts o;
+	struct measure_manifest *m = NULL;
+	struct measure_error e;
+	memset(&o, 0, sizeof o);
+	o.jobs = jobs;
+	*rc = measure_tree(dir, &o, &m, &e);
+	return m;
+}
+
+/* With RLIMIT_NOFILE at 64 the walker may keep only 8 files open for the hashing threads, so
+ * it must keep stopping until they catch up: same digest as without the limit, for one and
+ * for several threads, and no descriptor left open. */
+static void test_tree_descriptor_budget(void)
+{
+	char root[64] = "/tmp/sluice-test-budget.XXXXXX", p[128];
+	struct rlimit saved, low;
+	struct measure_manifest *a, *b;
+	enum measure_err rc;
+	int fds;
+
+	if (!mkdtemp(root)) {
+		T_CHECK(0);
+		return;
+	}
+	mkfiles(root, 150);
+	snprintf(p, sizeof p, "%s/sub", root);
+	mkfiles(p, 150);
+	fds = count_fds();
+	a = measure_dir(root, 2, &rc);
+	T_EQ_INT(rc, MEASURE_OK);
+	T_CHECK(a && measure_manifest_entries(a) == 302);
+	T_CHECK(getrlimit(RLIMIT_NOFILE, &saved) == 0);
+	low = saved;
+	low.rlim_cur = 64;
+	T_CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
+	for (unsigned jobs = 1; jobs <= 4; jobs += 3) {
+		b = measure_dir(root, jobs, &rc);
+		T_EQ_INT(rc, MEASURE_OK);
+		T_CHECK(a && b && memcmp(measure_manifest_digest(a), measure_manifest_digest(b), 32) == 0);
+		measure_manifest_free(b);
+	}
+	T_CHECK(setrlimit(RLIMIT_NOFILE, &saved) == 0);
+	T_EQ_INT(count_fds(), fds);
+	measure_manifest_free(a);
+	snprintf(p, sizeof p, "rm -rf '%s'", root);
+	if (system(p) != 0)
+		perror("rm");
+}
+
+/* A walk that fails (a path longer than PATH_MAX, found after many files were opened for
+ * hashing, some behind 256 MiB of holes) closes every descriptor it opened. */
+static void test_tree_failure_closes_descriptors(void)
+{
+	char root[64] = "/tmp/sluice-test-fdfail.XXXXXX", p[128], name[251];
+	struct measure_manifest *m;
+	enum measure_err rc;
+	int fds, dfd, fd;
+
+	if (!mkdtemp(root)) {
+		T_CHECK(0);
+		return;
+	}
+	mkfiles(root, 200);
+	snprintf(p, sizeof p, "%s/a_holes", root);
+	if ((fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644)) >= 0) {
+		T_CHECK(ftruncate(fd, 256 << 20) == 0);
+		close(fd);
+	}
+	memset(name, 'x', 250);
+	name[250] = 0;
+	dfd = open(root, O_RDONLY | O_DIRECTORY);
+	for (int i = 0; i < 17 && dfd >= 0; i++) { /* 17 * 251 bytes > PATH_MAX */
+		int next;
+		T_CHECK(mkdirat(dfd, name, 0755) == 0);
+		next = openat(dfd, name, O_RDONLY | O_DIRECTORY);
+		close(dfd);
+		dfd = next;
+	}
+	T_CHECK(dfd >= 0);
+	if (dfd >= 0) {
+		if ((fd = openat(dfd, "f", O_WRONLY | O_CREAT, 0644)) >= 0)
+			close(fd);
+		close(dfd);
+	}
+	fds = count_fds();
+	for (unsigned jobs = 1; jobs <= 2; jobs++) {
+		m = measure_dir(root, jobs, &rc);
+		T_EQ_INT(rc, MEASURE_ERR_PATH_TOO_LONG);
+		T_CHECK(m == NULL);
+		T_EQ_INT(count_fds(), fds);
+	}
+	snprintf(p, sizeof p, "rm -rf '%s'", root);
+	if (system(p) != 0)
+		perror("rm");
+}
+
 int main(void)
 {
 	make_fixture();
@@ -631,6 +760,8 @@ int main(void)
 	T_RUN(test_archive_known_answer);
 	T_RUN(test_archive_rejects);
 	T_RUN(test_large_manifest_root_pipelined);
+	T_RUN(test_tree_descriptor_budget);
+	T_RUN(test_tree_failure_closes_descriptors);
 	T_RUN(test_diff); /* last: modifies the fixture */
 	rm_fixture();
 	return t_done();
