@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -211,6 +212,7 @@ char *verifier_metrics_render(struct verifier_metrics *m, long long hosts);
 /* ---- the service ---- */
 struct bundle_key;
 struct bundle_keyset;
+struct scrapi_client;
 struct verifier_svc_cfg {
 	const char *listen;        /* "127.0.0.1:PORT" */
 	const char *state_dir;
@@ -240,7 +242,10 @@ struct verifier_svc {
 	struct verifier_keycache *keys;   /* parsed AKs and statement keys */
 	int inflight;                     /* atomic */
 	void *mhd;                        /* struct MHD_Daemon */
-	pthread_key_t http_key;           /* per-thread SCRAPI client (verdict registration) */
+	sem_t workers;                    /* --threads: requests worked on at once */
+	pthread_mutex_t ts_mu;            /* idle SCRAPI clients (verdict registration), */
+	struct scrapi_client **ts_idle;   /* each keeping its connection to the service */
+	size_t n_ts_idle;
 	char err[512];
 };
 
@@ -264,7 +269,8 @@ json_t *verifier_problem(int status, int *ret_status, const char *title, const c
 enum verifier_err verifier_ts_register(struct verifier_svc *svc, const uint8_t *stmt, size_t len, uint8_t **ret,
 				       size_t *ret_len, char *err, size_t errlen);
 
-void verifier_ts_client_free(void *client);
+/* Free the idle SCRAPI clients (at shutdown). */
+void verifier_ts_clients_free(struct verifier_svc *svc);
 
 /* ---- CBOR bodies (cbor.c) ---- */
 /* A request body (CBOR map, text keys) as the equivalent JSON object (bytes -> base64). Read in
