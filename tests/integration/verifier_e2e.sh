@@ -245,4 +245,56 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "$V/v1/hosts/nobody")
 [ "$code" = 404 ] && ok host_unknown_404 || fail host_unknown_404 "got $code"
 code=$(head -c 9000000 /dev/zero | curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary @- "$V/v1/attest")
 [ "$code" = 413 ] && ok body_limit_413 || fail body_limit_413 "got $code"
+
+# --- connections are served at once: an appraisal waiting on the transparency service does
+# not hold up another connection's. A stand-in service answers every registration after 1 s
+# (with a real receipt: the verifier checks its shape); 8 clients, each on its own connection,
+# replay an authentic request (nonce.replayed: a signed verdict, so it is registered) at once.
+# Served concurrently they all finish in ~1 s; one after the other on any thread would take
+# 2 s or more. (A libmicrohttpd thread pool bound connections to the thread that accepted them.)
+forge good "$TA" host-a "$T/outA" --save-request "$T/replay.json" >/dev/null
+SLOWP=$(free_port)
+"$PY" - "$SLOWP" "$T/outA/verdict-receipt.cose" <<'PYEOF' >"$T/slow.log" 2>&1 &
+import http.server, sys, time
+receipt = open(sys.argv[2], "rb").read()
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        time.sleep(1)
+        self.send_response(201)
+        self.send_header("Content-Type", "application/cose")
+        self.send_header("Content-Length", str(len(receipt)))
+        self.end_headers()
+        self.wfile.write(receipt)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PYEOF
+track_pid $!
+kill $VPID; wait $VPID 2>/dev/null
+"$SLUICE_VERIFIER" --listen 127.0.0.1:$VP --state "$T/vstate" --policy "$T/policy.json" --ts "http://127.0.0.1:$SLOWP" \
+	--ts-key "$T/ts.keys" --ek-ca "$T/ekca" --threads 8 >>"$T/verifier.log" 2>&1 &
+VPID=$!
+track_pid $VPID
+if wait_port $VP 10 && wait_port $SLOWP 10 && [ -s "$T/replay.json" ]; then
+	t0=$(date +%s.%N)
+	for i in 1 2 3 4 5 6 7 8; do
+		curl -s -m 20 -o "$T/conc.$i" -w '%{http_code}\n' --data-binary @"$T/replay.json" "$V/v1/attest" >"$T/conc.$i.code" &
+	done
+	wait_all=0
+	for i in 1 2 3 4 5 6 7 8; do
+		while [ ! -s "$T/conc.$i.code" ] && [ $wait_all -lt 400 ]; do sleep 0.05; wait_all=$((wait_all + 1)); done
+	done
+	dt=$(echo "$(date +%s.%N) - $t0" | bc)
+	good=$(cat "$T"/conc.?.code | grep -c '^200$')
+	replayed=$(grep -l '"nonce.replayed"' "$T"/conc.? 2>/dev/null | wc -l)
+	if [ "$good" = 8 ] && [ "$replayed" = 8 ] && [ "$(echo "$dt < 1.9" | bc)" = 1 ]; then
+		ok connections_served_concurrently
+	else
+		fail connections_served_concurrently "8 appraisals waiting 1 s each on the service took $dt s; HTTP 200: $good, nonce.replayed: $replayed"
+	fi
+else
+	fail connections_served_concurrently "set-up: verifier, stand-in service or saved request missing"
+fi
 finish
