@@ -4,6 +4,7 @@
 #include "merkle/merkle.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -146,88 +147,78 @@ static size_t header_cap(char *const *ex, size_t n_ex)
 	return cap;
 }
 
-/* The root over n encoded records: a helper thread leaf-hashes chunk k + 1 while this one
- * folds chunk k into the stream (node hashes), so the serial tail after the walk is about
- * halved on large trees. Falls back to one thread if the helper cannot start. */
+/* Encoding the sorted records and their root, on two threads. Records are cut into chunks
+ * of LEAF_CHUNK (a power of two): RFC 9162 splits a tree at the largest power of two below
+ * its size, so for every size the root over all leaves equals the root over the chunk roots
+ * taken as leaves (each chunk root is the MTH of its records; the last chunk may be short).
+ * Each thread takes whole chunks: it encodes the chunk's records into the chunk's region of
+ * the buffer (regions are laid out with the per-record upper bound used to size the buffer),
+ * leaf-hashes them and folds them into the chunk root. Then one pass moves the regions
+ * together and one stream folds the few chunk roots. */
 #define LEAF_CHUNK 4096
-struct leaves {
-	const uint8_t *enc;
-	const size_t *off;
+#define REC_BOUND(len) ((size_t)(len) + 64) /* a record's encoding fits in this */
+struct chunks {
+	struct ent *const *v;
+	uint8_t *enc;
+	size_t *off;
 	size_t n, nchunks;
-	uint8_t (*buf)[MERKLE_HASH_LEN]; /* 2 * LEAF_CHUNK */
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	size_t ready, consumed; /* chunks computed / folded */
+	size_t *start, *used;                 /* per chunk: region start in enc, bytes encoded */
+	uint8_t (*root)[MERKLE_HASH_LEN];     /* per chunk */
+	atomic_size_t next;                   /* next chunk to take */
+	atomic_size_t bad;                    /* 1 + lowest index of a record that cannot be encoded */
+	atomic_uint_fast64_t bytes;           /* regular file content */
 };
 
-static void leaf_chunk(const struct leaves *l, size_t k)
+static void encode_chunk(struct chunks *c, size_t k)
 {
-	uint8_t(*out)[MERKLE_HASH_LEN] = l->buf + (k % 2) * LEAF_CHUNK;
-	size_t end = (k + 1) * LEAF_CHUNK < l->n ? (k + 1) * LEAF_CHUNK : l->n;
-	for (size_t i = k * LEAF_CHUNK; i < end; i++)
-		merkle_leaf_hash(l->enc + l->off[i], l->off[i + 1] - l->off[i], out[i - k * LEAF_CHUNK]);
-}
-
-static void *leaf_helper(void *arg)
-{
-	struct leaves *l = arg;
-	for (size_t k = 0; k < l->nchunks; k++) {
-		pthread_mutex_lock(&l->mu);
-		while (k >= l->consumed + 2) /* both buffers still in use */
-			pthread_cond_wait(&l->cv, &l->mu);
-		pthread_mutex_unlock(&l->mu);
-		leaf_chunk(l, k);
-		pthread_mutex_lock(&l->mu);
-		l->ready = k + 1;
-		pthread_cond_broadcast(&l->cv);
-		pthread_mutex_unlock(&l->mu);
-	}
-	return NULL;
-}
-
-static void records_root(const uint8_t *enc, const size_t *off, size_t n, uint8_t out[MEASURE_DIGEST_LEN])
-{
+	size_t end = (k + 1) * LEAF_CHUNK < c->n ? (k + 1) * LEAF_CHUNK : c->n;
+	size_t o = c->start[k], cap = k + 1 < c->nchunks ? c->start[k + 1] : c->start[k];
 	struct merkle_stream ms;
-	struct leaves l = {.enc = enc, .off = off, .n = n, .nchunks = (n + LEAF_CHUNK - 1) / LEAF_CHUNK};
-	pthread_t tid;
-	int threaded = 0;
+	uint64_t bytes = 0;
 
+	if (k + 1 == c->nchunks)
+		for (size_t i = k * LEAF_CHUNK; i < end; i++)
+			cap += REC_BOUND(c->v[i]->path_len);
 	merkle_stream_init(&ms);
-	if (l.nchunks > 1 && (l.buf = malloc(2 * LEAF_CHUNK * sizeof *l.buf))) {
-		pthread_mutex_init(&l.mu, NULL);
-		pthread_cond_init(&l.cv, NULL);
-		threaded = pthread_create(&tid, NULL, leaf_helper, &l) == 0;
-		if (!threaded) {
-			pthread_cond_destroy(&l.cv);
-			pthread_mutex_destroy(&l.mu);
+	for (size_t i = k * LEAF_CHUNK; i < end; i++) {
+		const struct ent *t = c->v[i];
+		uint8_t leaf[MERKLE_HASH_LEN];
+		size_t n;
+		struct measure_record r = {
+			.path = (const uint8_t *)t->path,
+			.path_len = t->path_len,
+			.type = t->type,
+			.mode = t->mode,
+			.uid = t->uid,
+			.gid = t->gid,
+			.size = t->size,
+			.digest_len = t->type == MEASURE_TYPE_DIR || t->type == MEASURE_TYPE_FIFO ? 0 : MEASURE_DIGEST_LEN,
+		};
+		memcpy(r.digest, t->digest, MEASURE_DIGEST_LEN);
+		c->off[i] = o;
+		if (!(n = measure_record_encode(&r, c->enc + o, cap - o))) {
+			size_t want = i + 1, have = atomic_load(&c->bad);
+			while ((!have || want < have) && !atomic_compare_exchange_weak(&c->bad, &have, want))
+				;
+			return;
 		}
+		merkle_leaf_hash(c->enc + o, n, leaf);
+		merkle_stream_add(&ms, leaf);
+		o += n;
+		if (t->type == MEASURE_TYPE_REG)
+			bytes += t->size;
 	}
-	if (threaded) {
-		for (size_t k = 0; k < l.nchunks; k++) {
-			size_t cnt = (k + 1) * LEAF_CHUNK < n ? LEAF_CHUNK : n - k * LEAF_CHUNK;
-			pthread_mutex_lock(&l.mu);
-			while (l.ready <= k)
-				pthread_cond_wait(&l.cv, &l.mu);
-			pthread_mutex_unlock(&l.mu);
-			for (size_t i = 0; i < cnt; i++)
-				merkle_stream_add(&ms, l.buf[(k % 2) * LEAF_CHUNK + i]);
-			pthread_mutex_lock(&l.mu);
-			l.consumed = k + 1;
-			pthread_cond_broadcast(&l.cv);
-			pthread_mutex_unlock(&l.mu);
-		}
-		pthread_join(tid, NULL);
-		pthread_cond_destroy(&l.cv);
-		pthread_mutex_destroy(&l.mu);
-	} else {
-		for (size_t i = 0; i < n; i++) {
-			uint8_t leaf[MERKLE_HASH_LEN];
-			merkle_leaf_hash(enc + off[i], off[i + 1] - off[i], leaf);
-			merkle_stream_add(&ms, leaf);
-		}
-	}
-	free(l.buf);
-	merkle_stream_root(&ms, out);
+	c->used[k] = o - c->start[k];
+	merkle_stream_root(&ms, c->root[k]);
+	atomic_fetch_add(&c->bytes, bytes);
+}
+
+static void *chunk_worker(void *arg)
+{
+	struct chunks *c = arg;
+	for (size_t k; (k = atomic_fetch_add(&c->next, 1)) < c->nchunks && !atomic_load(&c->bad);)
+		encode_chunk(c, k);
+	return NULL;
 }
 
 static int ent_cmp(const void *a, const void *b)
@@ -246,76 +237,121 @@ static enum measure_err copy_excludes(struct measure_manifest *m, char *const *v
 	return MEASURE_OK;
 }
 
-enum measure_err manifest_build(struct ents *e, const struct excludes *x, uint64_t sockets,
-				struct measure_manifest **ret, struct measure_error *err)
+enum measure_err manifest_sort(struct ents *e, struct ent ***ret, struct measure_error *err)
+{
+	struct ent **v = malloc((e->n ? e->n : 1) * sizeof *v);
+
+	if (!v)
+		return seterr(err, MEASURE_ERR_NOMEM, 0, NULL, 0, NULL);
+	for (size_t i = 0; i < e->n; i++)
+		v[i] = ents_at(e, i);
+	qsort(v, e->n, sizeof *v, ent_cmp);
+	for (size_t i = 1; i < e->n; i++)
+		if (ent_cmp(&v[i - 1], &v[i]) == 0) {
+			enum measure_err rc = seterr(err, MEASURE_ERR_DUPLICATE, 0, v[i]->path, v[i]->path_len, NULL);
+			free(v);
+			return rc;
+		}
+	*ret = v;
+	return MEASURE_OK;
+}
+
+enum measure_err manifest_build_sorted(struct ents *e, struct ent **v, const struct excludes *x, uint64_t sockets,
+				       struct measure_manifest **ret, struct measure_error *err)
 {
 	struct measure_manifest *m = NULL;
-	struct ent **v = NULL;
-	size_t cap = 0, o = 0, hl = 0, n = 0, hdr_at = 0;
+	struct chunks c;
+	struct merkle_stream ms;
+	size_t cap = 0, o = 0, hl = 0, hdr_at = 0;
 	enum measure_err rc = MEASURE_ERR_NOMEM;
+	pthread_t tid;
+	int threaded = 0;
 
-	if (!(m = calloc(1, sizeof *m)) || !(v = malloc((e->n ? e->n : 1) * sizeof *v)))
+	memset(&c, 0, sizeof c);
+	if (!(m = calloc(1, sizeof *m)))
 		goto nomem;
 	m->sockets = sockets;
 	if (copy_excludes(m, x->v, x->n) != MEASURE_OK)
 		goto nomem;
+	c.v = v;
+	c.n = e->n;
+	c.nchunks = (e->n + LEAF_CHUNK - 1) / LEAF_CHUNK;
+	if (!(c.start = malloc((c.nchunks + 1) * sizeof *c.start)) || !(c.used = calloc(c.nchunks + 1, sizeof *c.used)) ||
+	    !(c.root = malloc((c.nchunks + 1) * sizeof *c.root)))
+		goto nomem;
 	cap = header_cap(m->ex, m->n_ex) + 16;
+	/* Outer array head, then the header (its root filled in at the end: fixed size). */
 	for (size_t i = 0; i < e->n; i++) {
-		v[i] = ents_at(e, i);
-		cap += v[i]->path_len + 64;
+		if (i % LEAF_CHUNK == 0)
+			c.start[i / LEAF_CHUNK] = cap; /* shifted by the header below */
+		cap += REC_BOUND(v[i]->path_len);
 	}
-	qsort(v, e->n, sizeof *v, ent_cmp);
-	for (size_t i = 1; i < e->n; i++)
-		if (ent_cmp(&v[i - 1], &v[i]) == 0) {
-			rc = seterr(err, MEASURE_ERR_DUPLICATE, 0, v[i]->path, v[i]->path_len, NULL);
-			goto fail;
-		}
 	if (!(m->enc = malloc(cap)) || !(m->off = malloc((e->n + 1) * sizeof *m->off)))
 		goto nomem;
-	/* Outer array head, then the header (its root filled in at the end: fixed size). */
 	o = cbor_encode_array_start(e->n + 1, m->enc, cap);
-	hl = header_encode(m->digest, m->ex, m->n_ex, m->enc + o, cap - o);
+	hl = o ? header_encode(m->digest, m->ex, m->n_ex, m->enc + o, cap - o) : 0;
 	if (!o || !hl)
 		goto nomem;
 	hdr_at = o;
 	o += hl;
-	for (size_t i = 0; i < e->n; i++) {
-		const struct ent *t = v[i];
-		struct measure_record r = {
-			.path = (const uint8_t *)t->path,
-			.path_len = t->path_len,
-			.type = t->type,
-			.mode = t->mode,
-			.uid = t->uid,
-			.gid = t->gid,
-			.size = t->size,
-			.digest_len = t->type == MEASURE_TYPE_DIR || t->type == MEASURE_TYPE_FIFO ? 0 : MEASURE_DIGEST_LEN,
-		};
-		memcpy(r.digest, t->digest, MEASURE_DIGEST_LEN);
-		m->off[i] = o;
-		if (!(n = measure_record_encode(&r, m->enc + o, cap - o))) {
-			rc = seterr(err, MEASURE_ERR_BAD_PATH, 0, t->path, t->path_len, "cannot encode record");
-			goto fail;
-		}
-		o += n;
-		if (t->type == MEASURE_TYPE_REG)
-			m->bytes += t->size;
+	for (size_t k = 0; k < c.nchunks; k++) /* regions right after the header */
+		c.start[k] -= header_cap(m->ex, m->n_ex) + 16 - o;
+	c.enc = m->enc;
+	c.off = m->off;
+	if (c.nchunks > 1)
+		threaded = pthread_create(&tid, NULL, chunk_worker, &c) == 0;
+	chunk_worker(&c);
+	if (threaded)
+		pthread_join(tid, NULL);
+	if (atomic_load(&c.bad)) {
+		const struct ent *t = v[atomic_load(&c.bad) - 1];
+		rc = seterr(err, MEASURE_ERR_BAD_PATH, 0, t->path, t->path_len, "cannot encode record");
+		goto fail;
 	}
+	merkle_stream_init(&ms);
+	for (size_t k = 0; k < c.nchunks; k++) { /* close the gaps between regions */
+		size_t end = (k + 1) * LEAF_CHUNK < c.n ? (k + 1) * LEAF_CHUNK : c.n, shift = c.start[k] - o;
+		if (shift) {
+			memmove(m->enc + o, m->enc + c.start[k], c.used[k]);
+			for (size_t i = k * LEAF_CHUNK; i < end; i++)
+				m->off[i] -= shift;
+		}
+		o += c.used[k];
+		merkle_stream_add(&ms, c.root[k]);
+	}
+	merkle_stream_root(&ms, m->digest);
 	m->off[e->n] = o;
 	m->n = e->n;
 	m->enc_len = o;
-	records_root(m->enc, m->off, m->n, m->digest);
+	m->bytes = atomic_load(&c.bytes);
 	if (header_encode(m->digest, m->ex, m->n_ex, m->enc + hdr_at, hl) != hl)
 		goto nomem;
+	free(c.start);
+	free(c.used);
+	free(c.root);
 	free(v);
 	*ret = m;
 	return MEASURE_OK;
 nomem:
 	rc = seterr(err, MEASURE_ERR_NOMEM, 0, NULL, 0, NULL);
 fail:
+	free(c.start);
+	free(c.used);
+	free(c.root);
 	free(v);
 	measure_manifest_free(m);
 	return rc;
+}
+
+enum measure_err manifest_build(struct ents *e, const struct excludes *x, uint64_t sockets,
+				struct measure_manifest **ret, struct measure_error *err)
+{
+	struct ent **v = NULL;
+	enum measure_err rc = manifest_sort(e, &v, err);
+
+	if (rc != MEASURE_OK)
+		return rc;
+	return manifest_build_sorted(e, v, x, sockets, ret, err);
 }
 
 static enum measure_err bad(struct measure_error *err, size_t pos, const char *what)

@@ -663,6 +663,9 @@ enum measure_err measure_tree(const char *root, const struct measure_opts *opts,
 	enum measure_err rc = MEASURE_OK;
 	double next_report = 0;
 	struct stack dirs = {0};
+	struct ent **sorted = NULL;
+	enum measure_err sort_rc = MEASURE_OK;
+	struct measure_error sort_err;
 
 	memset(&w, 0, sizeof w);
 	w.rootfd = -1;
@@ -741,6 +744,9 @@ enum measure_err measure_tree(const char *root, const struct measure_opts *opts,
 		}
 	}
 	publish(&w, 1);
+	/* The record order needs only the paths: sort while the workers finish hashing. */
+	if (!atomic_load(&w.failed))
+		sort_rc = manifest_sort(&w.ents, &sorted, &sort_err);
 	pthread_mutex_lock(&w.mu);
 	while (w.running > 0) {
 		struct timespec ts;
@@ -774,6 +780,12 @@ enum measure_err measure_tree(const char *root, const struct measure_opts *opts,
 			*err = w.err;
 		goto out;
 	}
+	if (sort_rc != MEASURE_OK) {
+		rc = sort_rc;
+		if (err)
+			*err = sort_err;
+		goto out;
+	}
 	for (size_t i = 0; i < w.ents.n; i++) { /* hard links: the content hashed once */
 		struct ent *l = ents_at(&w.ents, i);
 		const struct ent *t;
@@ -788,8 +800,10 @@ enum measure_err measure_tree(const char *root, const struct measure_opts *opts,
 	}
 	if (opts && opts->progress)
 		opts->progress(opts->ud, atomic_load(&w.files_done), atomic_load(&w.bytes_done), w.ents.n, 1);
-	rc = manifest_build(&w.ents, &x, w.sockets, ret, err);
+	rc = manifest_build_sorted(&w.ents, sorted, &x, w.sockets, ret, err);
+	sorted = NULL; /* freed by manifest_build_sorted */
 out:
+	free(sorted);
 	if (w.rootfd >= 0)
 		close(w.rootfd);
 	EVP_MD_free(w.md);
