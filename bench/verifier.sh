@@ -59,14 +59,21 @@ t0=$(date +%s.%N)
 echo "  generated in $(echo "$(date +%s.%N) - $t0" | bc) s"
 
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system clock ticks
+# The service's commits (one fsync and one signed tree head each) and the entries they held.
+commits() { curl -sf "http://127.0.0.1:$TSP/metrics" | awk '/^sluice_ts_commit_(batches|entries)_total/ {printf "%s ", $2}'; }
+c0=$(commits)
 v0=$(cpu $VPID); t0=$(cpu $TSPID)
 res=$("$BENCH" load "$T/requests" "$V" "$C")
 v1=$(cpu $VPID); t1=$(cpu $TSPID)
+c1=$(commits)
 hz=$(getconf CLK_TCK)
 echo "sluice-verifier: $res (concurrency $C)"
 vms=$(echo "scale=3; ($v1 - $v0) * 1000 / $hz / $N" | bc)
 echo "CPU per appraisal: verifier $vms ms, sluice-ts (verdict registration) $(echo "scale=3; ($t1 - $t0) * 1000 / $hz / $N" | bc) ms (load average now: $(cut -d' ' -f1 /proc/loadavg); other work on the machine lowers the rate)"
 [ "$v1" -gt "$v0" ] && echo "verifier capacity from its CPU use: $(echo "1000 / $vms" | bc) appraisals/s per core"
+set -- $c0 $c1
+[ $# -eq 4 ] && [ "$3" -gt "$1" ] &&
+	echo "sluice-ts: $(($4 - $2)) verdicts registered in $(($3 - $1)) commits ($(echo "scale=1; ($4 - $2) / ($3 - $1)" | bc) per fsync and signed tree head)"
 # What the machine's cores could sustain if the three processes had them to themselves: an
 # estimate from CPU use, not a measurement; the measured rate is the line above.
 tms=$(echo "scale=3; ($t1 - $t0) * 1000 / $hz / $N" | bc)
