@@ -151,55 +151,65 @@ static size_t header_cap(char *const *ex, size_t n_ex)
  * of LEAF_CHUNK (a power of two): RFC 9162 splits a tree at the largest power of two below
  * its size, so for every size the root over all leaves equals the root over the chunk roots
  * taken as leaves (each chunk root is the MTH of its records; the last chunk may be short).
- * Each thread takes whole chunks: it encodes the chunk's records into the chunk's region of
- * the buffer (regions are laid out with the per-record upper bound used to size the buffer),
- * leaf-hashes them and folds them into the chunk root. Then one pass moves the regions
- * together and one stream folds the few chunk roots. */
+ * manifest_order knows each chunk's offset in the manifest (it encodes every record once into
+ * a scratch buffer to learn its length, which does not depend on the digest bytes), so each
+ * thread takes whole chunks and encodes them in place, leaf-hashes them and folds them into
+ * the chunk root; then one stream folds the few chunk roots. */
 #define LEAF_CHUNK 4096
-#define REC_BOUND(len) ((size_t)(len) + 64) /* a record's encoding fits in this */
 struct chunks {
 	struct ent *const *v;
 	uint8_t *enc;
 	size_t *off;
-	size_t n, nchunks;
-	size_t *start, *used;                 /* per chunk: region start in enc, bytes encoded */
+	size_t n, nchunks, base;              /* base: offset of the first record in enc */
+	const size_t *start;                  /* per chunk (+ 1): offset from the first record */
 	uint8_t (*root)[MERKLE_HASH_LEN];     /* per chunk */
 	atomic_size_t next;                   /* next chunk to take */
 	atomic_size_t bad;                    /* 1 + lowest index of a record that cannot be encoded */
 	atomic_uint_fast64_t bytes;           /* regular file content */
 };
 
+/* t's record; with_digest 0: a zero digest of the right length (the digest may still be
+ * being written by a hashing thread, and it is not read). */
+static void ent_record(const struct ent *t, struct measure_record *r, int with_digest)
+{
+	memset(r, 0, sizeof *r);
+	r->path = (const uint8_t *)t->path;
+	r->path_len = t->path_len;
+	r->type = t->type;
+	r->mode = t->mode;
+	r->uid = t->uid;
+	r->gid = t->gid;
+	r->size = t->size;
+	r->digest_len = t->type == MEASURE_TYPE_DIR || t->type == MEASURE_TYPE_FIFO ? 0 : MEASURE_DIGEST_LEN;
+	if (with_digest)
+		memcpy(r->digest, t->digest, MEASURE_DIGEST_LEN);
+}
+
+static void mark_bad(atomic_size_t *bad, size_t i)
+{
+	size_t want = i + 1, have = atomic_load(bad);
+	while ((!have || want < have) && !atomic_compare_exchange_weak(bad, &have, want))
+		;
+}
+
 static void encode_chunk(struct chunks *c, size_t k)
 {
 	size_t end = (k + 1) * LEAF_CHUNK < c->n ? (k + 1) * LEAF_CHUNK : c->n;
-	size_t o = c->start[k], cap = k + 1 < c->nchunks ? c->start[k + 1] : c->start[k];
+	size_t o = c->base + c->start[k], stop = c->base + c->start[k + 1];
 	struct merkle_stream ms;
 	uint64_t bytes = 0;
 
-	if (k + 1 == c->nchunks)
-		for (size_t i = k * LEAF_CHUNK; i < end; i++)
-			cap += REC_BOUND(c->v[i]->path_len);
 	merkle_stream_init(&ms);
 	for (size_t i = k * LEAF_CHUNK; i < end; i++) {
 		const struct ent *t = c->v[i];
+		struct measure_record r;
 		uint8_t leaf[MERKLE_HASH_LEN];
 		size_t n;
-		struct measure_record r = {
-			.path = (const uint8_t *)t->path,
-			.path_len = t->path_len,
-			.type = t->type,
-			.mode = t->mode,
-			.uid = t->uid,
-			.gid = t->gid,
-			.size = t->size,
-			.digest_len = t->type == MEASURE_TYPE_DIR || t->type == MEASURE_TYPE_FIFO ? 0 : MEASURE_DIGEST_LEN,
-		};
-		memcpy(r.digest, t->digest, MEASURE_DIGEST_LEN);
+
+		ent_record(t, &r, 1);
 		c->off[i] = o;
-		if (!(n = measure_record_encode(&r, c->enc + o, cap - o))) {
-			size_t want = i + 1, have = atomic_load(&c->bad);
-			while ((!have || want < have) && !atomic_compare_exchange_weak(&c->bad, &have, want))
-				;
+		if (!(n = measure_record_encode(&r, c->enc + o, stop - o))) {
+			mark_bad(&c->bad, i);
 			return;
 		}
 		merkle_leaf_hash(c->enc + o, n, leaf);
@@ -208,7 +218,10 @@ static void encode_chunk(struct chunks *c, size_t k)
 		if (t->type == MEASURE_TYPE_REG)
 			bytes += t->size;
 	}
-	c->used[k] = o - c->start[k];
+	if (o != stop) { /* cannot happen: the lengths were measured by the same encoder */
+		mark_bad(&c->bad, end - 1);
+		return;
+	}
 	merkle_stream_root(&ms, c->root[k]);
 	atomic_fetch_add(&c->bytes, bytes);
 }
@@ -237,27 +250,53 @@ static enum measure_err copy_excludes(struct measure_manifest *m, char *const *v
 	return MEASURE_OK;
 }
 
-enum measure_err manifest_sort(struct ents *e, struct ent ***ret, struct measure_error *err)
+void order_free(struct order *o)
 {
-	struct ent **v = malloc((e->n ? e->n : 1) * sizeof *v);
+	free(o->v);
+	free(o->start);
+	memset(o, 0, sizeof *o);
+}
 
-	if (!v)
+enum measure_err manifest_order(struct ents *e, struct order *o, struct measure_error *err)
+{
+	uint8_t scratch[MEASURE_MAX_PATH + 64];
+	size_t at = 0;
+
+	memset(o, 0, sizeof *o);
+	o->n = e->n;
+	o->nchunks = (e->n + LEAF_CHUNK - 1) / LEAF_CHUNK;
+	if (!(o->v = malloc((e->n ? e->n : 1) * sizeof *o->v)) || !(o->start = malloc((o->nchunks + 1) * sizeof *o->start))) {
+		order_free(o);
 		return seterr(err, MEASURE_ERR_NOMEM, 0, NULL, 0, NULL);
+	}
 	for (size_t i = 0; i < e->n; i++)
-		v[i] = ents_at(e, i);
-	qsort(v, e->n, sizeof *v, ent_cmp);
-	for (size_t i = 1; i < e->n; i++)
-		if (ent_cmp(&v[i - 1], &v[i]) == 0) {
-			enum measure_err rc = seterr(err, MEASURE_ERR_DUPLICATE, 0, v[i]->path, v[i]->path_len, NULL);
-			free(v);
+		o->v[i] = ents_at(e, i);
+	qsort(o->v, e->n, sizeof *o->v, ent_cmp);
+	for (size_t i = 0; i < e->n; i++) {
+		struct measure_record r;
+		size_t n;
+		if (i && ent_cmp(&o->v[i - 1], &o->v[i]) == 0) {
+			enum measure_err rc = seterr(err, MEASURE_ERR_DUPLICATE, 0, o->v[i]->path, o->v[i]->path_len, NULL);
+			order_free(o);
 			return rc;
 		}
-	*ret = v;
+		if (i % LEAF_CHUNK == 0)
+			o->start[i / LEAF_CHUNK] = at;
+		ent_record(o->v[i], &r, 0);
+		if (!(n = measure_record_encode(&r, scratch, sizeof scratch))) {
+			enum measure_err rc = seterr(err, MEASURE_ERR_BAD_PATH, 0, o->v[i]->path, o->v[i]->path_len,
+						     "cannot encode record");
+			order_free(o);
+			return rc;
+		}
+		at += n;
+	}
+	o->start[o->nchunks] = at;
 	return MEASURE_OK;
 }
 
-enum measure_err manifest_build_sorted(struct ents *e, struct ent **v, const struct excludes *x, uint64_t sockets,
-				       struct measure_manifest **ret, struct measure_error *err)
+enum measure_err manifest_build_ordered(struct ents *e, struct order *ord, const struct excludes *x, uint64_t sockets,
+					struct measure_manifest **ret, struct measure_error *err)
 {
 	struct measure_manifest *m = NULL;
 	struct chunks c;
@@ -268,34 +307,30 @@ enum measure_err manifest_build_sorted(struct ents *e, struct ent **v, const str
 	int threaded = 0;
 
 	memset(&c, 0, sizeof c);
+	if (ord->n != e->n)
+		goto nomem; /* not this entry set's order */
 	if (!(m = calloc(1, sizeof *m)))
 		goto nomem;
 	m->sockets = sockets;
 	if (copy_excludes(m, x->v, x->n) != MEASURE_OK)
 		goto nomem;
-	c.v = v;
-	c.n = e->n;
-	c.nchunks = (e->n + LEAF_CHUNK - 1) / LEAF_CHUNK;
-	if (!(c.start = malloc((c.nchunks + 1) * sizeof *c.start)) || !(c.used = calloc(c.nchunks + 1, sizeof *c.used)) ||
-	    !(c.root = malloc((c.nchunks + 1) * sizeof *c.root)))
+	c.v = ord->v;
+	c.n = ord->n;
+	c.nchunks = ord->nchunks;
+	c.start = ord->start;
+	if (!(c.root = malloc((c.nchunks + 1) * sizeof *c.root)))
 		goto nomem;
-	cap = header_cap(m->ex, m->n_ex) + 16;
-	/* Outer array head, then the header (its root filled in at the end: fixed size). */
-	for (size_t i = 0; i < e->n; i++) {
-		if (i % LEAF_CHUNK == 0)
-			c.start[i / LEAF_CHUNK] = cap; /* shifted by the header below */
-		cap += REC_BOUND(v[i]->path_len);
-	}
+	cap = header_cap(m->ex, m->n_ex) + 16 + ord->start[ord->nchunks];
 	if (!(m->enc = malloc(cap)) || !(m->off = malloc((e->n + 1) * sizeof *m->off)))
 		goto nomem;
+	/* Outer array head, then the header (its root filled in at the end: fixed size). */
 	o = cbor_encode_array_start(e->n + 1, m->enc, cap);
 	hl = o ? header_encode(m->digest, m->ex, m->n_ex, m->enc + o, cap - o) : 0;
 	if (!o || !hl)
 		goto nomem;
 	hdr_at = o;
 	o += hl;
-	for (size_t k = 0; k < c.nchunks; k++) /* regions right after the header */
-		c.start[k] -= header_cap(m->ex, m->n_ex) + 16 - o;
+	c.base = o;
 	c.enc = m->enc;
 	c.off = m->off;
 	if (c.nchunks > 1)
@@ -304,41 +339,30 @@ enum measure_err manifest_build_sorted(struct ents *e, struct ent **v, const str
 	if (threaded)
 		pthread_join(tid, NULL);
 	if (atomic_load(&c.bad)) {
-		const struct ent *t = v[atomic_load(&c.bad) - 1];
+		const struct ent *t = c.v[atomic_load(&c.bad) - 1];
 		rc = seterr(err, MEASURE_ERR_BAD_PATH, 0, t->path, t->path_len, "cannot encode record");
 		goto fail;
 	}
 	merkle_stream_init(&ms);
-	for (size_t k = 0; k < c.nchunks; k++) { /* close the gaps between regions */
-		size_t end = (k + 1) * LEAF_CHUNK < c.n ? (k + 1) * LEAF_CHUNK : c.n, shift = c.start[k] - o;
-		if (shift) {
-			memmove(m->enc + o, m->enc + c.start[k], c.used[k]);
-			for (size_t i = k * LEAF_CHUNK; i < end; i++)
-				m->off[i] -= shift;
-		}
-		o += c.used[k];
+	for (size_t k = 0; k < c.nchunks; k++)
 		merkle_stream_add(&ms, c.root[k]);
-	}
 	merkle_stream_root(&ms, m->digest);
+	o += ord->start[ord->nchunks];
 	m->off[e->n] = o;
 	m->n = e->n;
 	m->enc_len = o;
 	m->bytes = atomic_load(&c.bytes);
 	if (header_encode(m->digest, m->ex, m->n_ex, m->enc + hdr_at, hl) != hl)
 		goto nomem;
-	free(c.start);
-	free(c.used);
 	free(c.root);
-	free(v);
+	order_free(ord);
 	*ret = m;
 	return MEASURE_OK;
 nomem:
 	rc = seterr(err, MEASURE_ERR_NOMEM, 0, NULL, 0, NULL);
 fail:
-	free(c.start);
-	free(c.used);
 	free(c.root);
-	free(v);
+	order_free(ord);
 	measure_manifest_free(m);
 	return rc;
 }
@@ -346,12 +370,12 @@ fail:
 enum measure_err manifest_build(struct ents *e, const struct excludes *x, uint64_t sockets,
 				struct measure_manifest **ret, struct measure_error *err)
 {
-	struct ent **v = NULL;
-	enum measure_err rc = manifest_sort(e, &v, err);
+	struct order ord;
+	enum measure_err rc = manifest_order(e, &ord, err);
 
 	if (rc != MEASURE_OK)
 		return rc;
-	return manifest_build_sorted(e, v, x, sockets, ret, err);
+	return manifest_build_ordered(e, &ord, x, sockets, ret, err);
 }
 
 static enum measure_err bad(struct measure_error *err, size_t pos, const char *what)

@@ -76,12 +76,20 @@ void sha256_buf(const void *buf, size_t len, uint8_t out[MEASURE_DIGEST_LEN]);
  * root. Takes ownership of nothing; the excludes are copied. */
 enum measure_err manifest_build(struct ents *e, const struct excludes *x, uint64_t sockets,
 				struct measure_manifest **ret, struct measure_error *err);
-/* The two halves of manifest_build. manifest_sort reads only path and path_len, so it may
- * run while hashing threads still fill in digests. manifest_build_sorted takes ownership of
- * v (freed, on failure too). */
-enum measure_err manifest_sort(struct ents *e, struct ent ***ret, struct measure_error *err);
-enum measure_err manifest_build_sorted(struct ents *e, struct ent **v, const struct excludes *x, uint64_t sockets,
-				       struct measure_manifest **ret, struct measure_error *err);
+/* The two halves of manifest_build. manifest_order sorts the entries, rejects duplicates and
+ * learns each record's encoded length (which does not depend on the digest bytes); it reads
+ * no digest, so it may run while hashing threads still fill digests in.
+ * manifest_build_ordered encodes and roots them; it takes ownership of the order (freed, on
+ * failure too). */
+struct order {
+	struct ent **v;
+	size_t n, nchunks;
+	size_t *start; /* nchunks + 1: each chunk's offset from the first record; [nchunks] = total */
+};
+enum measure_err manifest_order(struct ents *e, struct order *o, struct measure_error *err);
+enum measure_err manifest_build_ordered(struct ents *e, struct order *o, const struct excludes *x, uint64_t sockets,
+					struct measure_manifest **ret, struct measure_error *err);
+void order_free(struct order *o);
 
 /* record.c */
 int record_path_valid(const uint8_t *p, size_t n);

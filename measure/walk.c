@@ -663,7 +663,7 @@ enum measure_err measure_tree(const char *root, const struct measure_opts *opts,
 	enum measure_err rc = MEASURE_OK;
 	double next_report = 0;
 	struct stack dirs = {0};
-	struct ent **sorted = NULL;
+	struct order order = {0};
 	enum measure_err sort_rc = MEASURE_OK;
 	struct measure_error sort_err;
 
@@ -744,9 +744,9 @@ enum measure_err measure_tree(const char *root, const struct measure_opts *opts,
 		}
 	}
 	publish(&w, 1);
-	/* The record order needs only the paths: sort while the workers finish hashing. */
+	/* The record order and lengths need no digest: work them out while the workers finish. */
 	if (!atomic_load(&w.failed))
-		sort_rc = manifest_sort(&w.ents, &sorted, &sort_err);
+		sort_rc = manifest_order(&w.ents, &order, &sort_err);
 	pthread_mutex_lock(&w.mu);
 	while (w.running > 0) {
 		struct timespec ts;
@@ -800,10 +800,9 @@ enum measure_err measure_tree(const char *root, const struct measure_opts *opts,
 	}
 	if (opts && opts->progress)
 		opts->progress(opts->ud, atomic_load(&w.files_done), atomic_load(&w.bytes_done), w.ents.n, 1);
-	rc = manifest_build_sorted(&w.ents, sorted, &x, w.sockets, ret, err);
-	sorted = NULL; /* freed by manifest_build_sorted */
+	rc = manifest_build_ordered(&w.ents, &order, &x, w.sockets, ret, err); /* frees order */
 out:
-	free(sorted);
+	order_free(&order);
 	if (w.rootfd >= 0)
 		close(w.rootfd);
 	EVP_MD_free(w.md);
