@@ -414,10 +414,9 @@ static int step_receipt(struct appraisal *a)
 static int make_release(struct appraisal *a, uint8_t **ret, size_t *ret_len)
 {
 	uint8_t key[32], iv[12], tag[16];
-	uint8_t *id = NULL, *sec = NULL, *cred = NULL, *out = NULL, *pt = NULL;
-	size_t id_len = 0, sec_len = 0, cred_len = 0, pt_len = 0, off = 0;
-	json_t *obj = json_object();
-	char *text = NULL;
+	uint8_t *id = NULL, *sec = NULL, *cred = NULL, *out = NULL;
+	const uint8_t *pt = (const uint8_t *)a->g->release_pt;
+	size_t id_len = 0, sec_len = 0, cred_len = 0, pt_len = a->g->release_pt_len, off = 0;
 	EVP_CIPHER_CTX *ctx = NULL;
 	int outl = 0, rc = -1;
 	struct quote_diag d;
@@ -425,18 +424,8 @@ static int make_release(struct appraisal *a, uint8_t **ret, size_t *ret_len)
 	const struct quote_ek *ek;
 
 	diag_init(&d);
-	for (size_t i = 0; i < a->g->n_release && obj; i++) {
-		char *b = verifier_b64_encode(a->g->release[i].data, a->g->release[i].len);
-		if (!b)
-			goto out;
-		json_object_set_new(obj, a->g->release[i].name, json_string(b));
-		OPENSSL_cleanse(b, strlen(b));
-		free(b);
-	}
-	if (!obj || !(text = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS)))
+	if (!pt)
 		goto out;
-	pt = (uint8_t *)text;
-	pt_len = strlen(text);
 	if (RAND_bytes(key, sizeof key) != 1 || RAND_bytes(iv, sizeof iv) != 1)
 		goto out;
 	ek = verifier_keycache_ek(a->svc->keys, a->host.ek_pub, a->host.ek_pub_len);
@@ -483,18 +472,6 @@ static int make_release(struct appraisal *a, uint8_t **ret, size_t *ret_len)
 	rc = 0;
 out:
 	OPENSSL_cleanse(key, sizeof key);
-	if (text) {
-		OPENSSL_cleanse(text, strlen(text));
-		free(text);
-	}
-	if (obj) {
-		const char *k;
-		json_t *v;
-		json_object_foreach(obj, k, v) {
-			OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
-		}
-	}
-	json_decref(obj);
 	EVP_CIPHER_CTX_free(ctx);
 	free(id);
 	free(sec);

@@ -53,6 +53,41 @@ static void group_clear(struct verifier_group *g)
 		free(g->release[i].data);
 	}
 	free(g->release);
+	if (g->release_pt) {
+		OPENSSL_cleanse(g->release_pt, g->release_pt_len);
+		free(g->release_pt);
+	}
+}
+
+/* The release payload every affirming verdict of the group encrypts: {"name": base64(content)}
+ * with sorted keys, compact. It depends on the policy only, so it is encoded here once rather
+ * than at every appraisal. Every copy of the secret made on the way is wiped. */
+static int release_plaintext(struct verifier_group *g)
+{
+	json_t *obj = json_object();
+	const char *k;
+	json_t *v;
+	int rc = -1;
+
+	for (size_t i = 0; i < g->n_release && obj; i++) {
+		char *b = verifier_b64_encode(g->release[i].data, g->release[i].len);
+		if (!b)
+			goto out;
+		json_object_set_new(obj, g->release[i].name, json_string(b));
+		OPENSSL_cleanse(b, strlen(b));
+		free(b);
+	}
+	if (!obj || !(g->release_pt = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS)))
+		goto out;
+	g->release_pt_len = strlen(g->release_pt);
+	rc = 0;
+out:
+	if (obj)
+		json_object_foreach(obj, k, v) {
+			OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
+		}
+	json_decref(obj);
+	return rc;
 }
 
 void verifier_policy_free(struct verifier_policy *p)
@@ -348,6 +383,11 @@ static int parse_group(json_t *jg, size_t idx, const char *basedir, struct verif
 				return -1;
 			}
 		}
+	}
+
+	if (release_plaintext(g) != 0) {
+		seterr(err, errlen, "%s.release: out of memory", where);
+		return -1;
 	}
 
 	g->lifetime = 3600;

@@ -77,6 +77,9 @@ struct verifier_group {
 	size_t n_tools;
 	struct verifier_release_file *release;
 	size_t n_release;
+	char *release_pt;  /* the release payload {"name": base64(content), ...} (JSON, sorted keys),
+			    * encoded once at policy load; wiped on free */
+	size_t release_pt_len;
 	int64_t lifetime; /* verdict lifetime, seconds */
 };
 

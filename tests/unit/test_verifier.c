@@ -49,6 +49,9 @@ static void test_policy_good(void)
 	T_EQ_INT(g->lifetime, 600);
 	T_EQ_INT(g->n_release, 1);
 	T_CHECK(g->release[0].len == 6 && memcmp(g->release[0].data, "s3cret", 6) == 0);
+	/* The payload an affirming verdict encrypts, encoded once at load (base64 of "s3cret"). */
+	T_EQ_STR(g->release_pt, "{\"token\":\"czNjcmV0\"}");
+	T_EQ_INT(g->release_pt_len, strlen("{\"token\":\"czNjcmV0\"}"));
 	verifier_unhex(D64, d, 32);
 	verifier_unhex(D64B, d2, 32);
 	T_CHECK(verifier_group_pcr_value_ok(g, 0, d, 32));
@@ -59,6 +62,7 @@ static void test_policy_good(void)
 	T_CHECK(verifier_group_event_ok(g, d)); /* no "events": replay only */
 	g = verifier_policy_group(p, "db-01");
 	T_CHECK(g && strcmp(g->name, "rest") == 0);
+	T_EQ_STR(g->release_pt, "{}"); /* no release: an empty payload */
 	T_CHECK(!verifier_group_event_ok(g, d)); /* "events": [] accepts none */
 	T_CHECK(!verifier_group_rootfs_ok(g, d2));
 	T_CHECK(verifier_policy_reenroll_allowed(p, "h9"));
