@@ -58,6 +58,8 @@ struct walk {
 	size_t published, next;
 	int walk_done, running, waiting, walker_waiting;
 	uint64_t wake_closed; /* wake the waiting walker once fds_closed reaches this */
+	const struct measure_opts *opts; /* progress callback (walker only) */
+	double next_report;
 	struct measure_error err; /* the first error */
 	atomic_int failed;
 
@@ -353,6 +355,15 @@ static void publish(struct walk *w, int done)
 	pthread_mutex_unlock(&w->mu);
 }
 
+/* The progress callback, at most every 250 ms (walker only; not under the mutex). */
+static void report(struct walk *w)
+{
+	if (!w->opts || !w->opts->progress || now() < w->next_report)
+		return;
+	w->opts->progress(w->opts->ud, atomic_load(&w->files_done), atomic_load(&w->bytes_done), w->ents.n, 0);
+	w->next_report = now() + 0.25;
+}
+
 /* Before opening another file: if max_fds descriptors are outstanding, publish what is
  * listed so far (complete entries only) and wait until the workers have closed half of
  * them (one wake-up per max_fds / 2 files, not one per batch). Returns 0, or -1 on failure
@@ -368,9 +379,21 @@ static int reserve_fd(struct walk *w)
 	pthread_mutex_lock(&w->mu);
 	w->wake_closed = w->fds_opened - w->max_fds / 2;
 	while (!atomic_load(&w->failed) && atomic_load(&w->fds_closed) < w->wake_closed) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 250000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
 		w->walker_waiting = 1;
-		pthread_cond_wait(&w->cv_fds, &w->mu);
+		pthread_cond_timedwait(&w->cv_fds, &w->mu, &ts);
 		w->walker_waiting = 0;
+		if (w->opts && w->opts->progress) { /* a long wait inside one big directory */
+			pthread_mutex_unlock(&w->mu);
+			report(w);
+			pthread_mutex_lock(&w->mu);
+		}
 	}
 	if (atomic_load(&w->failed))
 		rc = -1;
@@ -661,7 +684,6 @@ enum measure_err measure_tree(const char *root, const struct measure_opts *opts,
 	unsigned jobs = opts && opts->jobs ? opts->jobs : 0, started = 0;
 	struct ent *e;
 	enum measure_err rc = MEASURE_OK;
-	double next_report = 0;
 	struct stack dirs = {0};
 	struct order order = {0};
 	enum measure_err sort_rc = MEASURE_OK;
@@ -721,7 +743,8 @@ enum measure_err measure_tree(const char *root, const struct measure_opts *opts,
 			fail(&w, MEASURE_ERR_THREAD, errno, NULL, NULL);
 		}
 	}
-	next_report = now() + 0.25;
+	w.opts = opts;
+	w.next_report = now() + 0.25;
 	/* Depth first (a stack of directories still to list), so that the first files reach
 	 * the workers after a few listings rather than after a whole level of the tree. */
 	if (stack_push(&dirs, 0) != 0)
@@ -738,10 +761,8 @@ enum measure_err measure_tree(const char *root, const struct measure_opts *opts,
 				break;
 			}
 		}
-		if (opts && opts->progress && (listed & 63) == 0 && now() >= next_report) {
-			opts->progress(opts->ud, atomic_load(&w.files_done), atomic_load(&w.bytes_done), w.ents.n, 0);
-			next_report = now() + 0.25;
-		}
+		if ((listed & 15) == 0)
+			report(&w);
 	}
 	publish(&w, 1);
 	/* The record order and lengths need no digest: work them out while the workers finish. */

@@ -752,6 +752,62 @@ static void test_tree_failure_closes_descriptors(void)
 		perror("rm");
 }
 
+/* The walker waits for the hashing threads inside one large directory (8 descriptors at
+ * most): progress must still be reported while it waits, not only between directories.
+ * 160 sparse files of 8 MiB: about 0.7 s of hashing zeros on one thread. */
+struct progress_seen {
+	unsigned calls, during_walk;
+};
+
+static void on_progress(void *ud, uint64_t files_done, uint64_t bytes_done, uint64_t files_found, int done)
+{
+	struct progress_seen *p = ud;
+	(void)files_done;
+	(void)bytes_done;
+	p->calls++;
+	if (!done && files_found < 161)
+		p->during_walk++;
+}
+
+static void test_tree_progress_while_waiting(void)
+{
+	char root[64] = "/tmp/sluice-test-progress.XXXXXX", p[128];
+	struct rlimit saved, low;
+	struct measure_opts o;
+	struct measure_manifest *m = NULL;
+	struct measure_error e;
+	struct progress_seen seen = {0, 0};
+
+	if (!mkdtemp(root)) {
+		T_CHECK(0);
+		return;
+	}
+	for (int i = 0; i < 160; i++) {
+		int fd;
+		snprintf(p, sizeof p, "%s/s%03d", root, i);
+		if ((fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644)) >= 0) {
+			T_CHECK(ftruncate(fd, 8 << 20) == 0);
+			close(fd);
+		}
+	}
+	memset(&o, 0, sizeof o);
+	o.jobs = 1;
+	o.progress = on_progress;
+	o.ud = &seen;
+	T_CHECK(getrlimit(RLIMIT_NOFILE, &saved) == 0);
+	low = saved;
+	low.rlim_cur = 64;
+	T_CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
+	T_EQ_INT(measure_tree(root, &o, &m, &e), MEASURE_OK);
+	T_CHECK(setrlimit(RLIMIT_NOFILE, &saved) == 0);
+	T_CHECK(m && measure_manifest_entries(m) == 161 && measure_manifest_bytes(m) == 160ull << 23);
+	T_CHECK(seen.during_walk > 0);
+	measure_manifest_free(m);
+	snprintf(p, sizeof p, "rm -rf '%s'", root);
+	if (system(p) != 0)
+		perror("rm");
+}
+
 int main(void)
 {
 	make_fixture();
@@ -769,6 +825,7 @@ int main(void)
 	T_RUN(test_large_manifest_root_pipelined);
 	T_RUN(test_tree_descriptor_budget);
 	T_RUN(test_tree_failure_closes_descriptors);
+	T_RUN(test_tree_progress_while_waiting);
 	T_RUN(test_diff); /* last: modifies the fixture */
 	rm_fixture();
 	return t_done();
