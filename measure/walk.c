@@ -661,9 +661,9 @@ static int stack_push(struct stack *s, size_t i)
 	return 0;
 }
 
-/* How many file descriptors the walker may keep open for the workers: half of what the
- * soft RLIMIT_NOFILE leaves, at most 1024, at least 8. Enough queued work for any number of
- * workers (each takes at most BATCH_FILES at a time). */
+/* How many file descriptors the walker may keep open for the workers: half of the soft
+ * RLIMIT_NOFILE less some for everything else, at most 992, at least 1. Enough queued work
+ * for any number of workers (each takes at most BATCH_FILES at a time). */
 static uint64_t fd_budget(void)
 {
 	struct rlimit rl;
@@ -671,7 +671,9 @@ static uint64_t fd_budget(void)
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 2 < n)
 		n = rl.rlim_cur / 2;
-	return n > 64 ? n - 32 : 8;
+	if (n > 64)
+		return n - 32;
+	return n > 3 ? n - 2 : 1;
 }
 
 enum measure_err measure_tree(const char *root, const struct measure_opts *opts, struct measure_manifest **ret,
