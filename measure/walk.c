@@ -26,8 +26,8 @@
 #include <linux/openat2.h>
 #include <pthread.h>
 #include <stdlib.h>
-#include <sys/resource.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -756,7 +756,7 @@ enum measure_err measure_tree(const char *root, const struct measure_opts *opts,
 		if (list_dir(&w, i) != 0)
 			break;
 		publish(&w, 0);
-		for (size_t k = w.ents.n; k-- > first;) { /* pushed last to first: listed in name order */
+		for (size_t k = w.ents.n; k-- > first;) { /* pushed last to first: listed in readdir order */
 			const struct ent *c = ents_at(&w.ents, k);
 			if (c->type == MEASURE_TYPE_DIR && c->scan && stack_push(&dirs, k) != 0) {
 				fail(&w, MEASURE_ERR_NOMEM, 0, c->path, NULL);
