@@ -62,7 +62,8 @@ static void kdfa(const uint8_t *key, size_t klen, const char *label, const uint8
 	msg[m++] = 0, msg[m++] = 0, msg[m++] = 0, msg[m++] = 1;
 	memcpy(msg + m, label, ll);
 	m += ll;
-	memcpy(msg + m, u, ulen);
+	if (ulen)
+		memcpy(msg + m, u, ulen);
 	m += ulen;
 	msg[m++] = (uint8_t)(bits >> 24), msg[m++] = (uint8_t)(bits >> 16), msg[m++] = (uint8_t)(bits >> 8);
 	msg[m++] = (uint8_t)bits;
