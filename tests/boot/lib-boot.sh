@@ -117,7 +117,7 @@ boot_qemu() {
 			-drive if=pflash,format=raw,unit=1,file="$TMP/$name.vars.fd")
 	fi
 	start=$(date +%s.%N)
-	timeout --kill-after=5 "$wait" qemu-system-x86_64 -accel tcg -m 512 -smp 1 -machine q35 \
+	timeout --kill-after=5 "$wait" qemu-system-x86_64 -accel tcg -m 512 -smp "${BOOT_SMP:-1}" -machine q35 \
 		"${fw[@]+"${fw[@]}"}" -kernel "$VMLINUZ" -initrd "$initrd" \
 		-append "console=ttyS0 panic=-1 quiet $append" -display none -serial file:"$con" \
 		-monitor none -no-reboot \
