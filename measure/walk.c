@@ -17,7 +17,10 @@
  * - The worker fstats the descriptor again before hashing: the size must be the one the
  *   walk saw and the file must still have a name (else MEASURE_ERR_CHANGED: "size was",
  *   "vanished"). It hashes with one EVP context per thread and 64 KiB reads; a short read
- *   that completes the size ends the file (no extra read for small files). */
+ *   that completes the size ends the file (no extra read for small files).
+ * - While the workers have more than max_fds / 2 files queued, the walker hashes files of
+ *   at most 64 KiB itself right after opening them (same checks, no second fstat): that
+ *   keeps each such file's kernel objects on one CPU. */
 #include "measure/measure-int.h"
 
 #include <dirent.h>
@@ -40,6 +43,7 @@
 #define BATCH_FILES 16
 #define BATCH_BYTES (256u * 1024)
 #define MAX_JOBS 256
+#define SMALL_FILE (64u * 1024)
 
 struct walk {
 	int rootfd;
@@ -50,6 +54,8 @@ struct walk {
 	struct arena arena;
 	uint64_t sockets;
 	EVP_MD *md;
+	EVP_MD_CTX *wctx; /* the walker's, for small files it hashes itself */
+	uint8_t *wbuf;
 
 	pthread_mutex_t mu;
 	pthread_cond_t cv_work; /* more entries published, walk done, or failure */
@@ -216,8 +222,9 @@ static int hash_sparse(struct walk *w, struct ent *e, int fd, EVP_MD_CTX *ctx, u
 	return 0;
 }
 
-/* Hash e's content from the descriptor the walker opened; closes it. */
-static void hash_file(struct walk *w, struct ent *e, EVP_MD_CTX *ctx, uint8_t *buf)
+/* Hash e's content from the descriptor the walker opened; closes it. recheck: fstat it first
+ * (the walk opened it a while ago); 0 when the walker hashes a file it has just opened. */
+static void hash_file(struct walk *w, struct ent *e, EVP_MD_CTX *ctx, uint8_t *buf, int recheck)
 {
 	int fd = e->fd1 - 1;
 	struct stat st;
@@ -225,6 +232,8 @@ static void hash_file(struct walk *w, struct ent *e, EVP_MD_CTX *ctx, uint8_t *b
 	char detail[128];
 
 	e->fd1 = 0;
+	if (!recheck)
+		goto hash;
 	if (fstat(fd, &st) != 0) {
 		fail(w, MEASURE_ERR_IO, errno, e->path, "fstat");
 		goto out;
@@ -243,6 +252,7 @@ static void hash_file(struct walk *w, struct ent *e, EVP_MD_CTX *ctx, uint8_t *b
 		fail(w, MEASURE_ERR_CHANGED, 0, e->path, "vanished");
 		goto out;
 	}
+hash:
 	if (e->size > 4 * READ_BUF)
 		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	if (!EVP_DigestInit_ex(ctx, w->md, NULL)) {
@@ -329,7 +339,7 @@ static void *worker(void *arg)
 		for (size_t i = start; i < end && !atomic_load_explicit(&w->failed, memory_order_relaxed); i++) {
 			struct ent *e = ents_at(&w->ents, i);
 			if (e->fd1) {
-				hash_file(w, e, ctx, buf);
+				hash_file(w, e, ctx, buf, 1);
 				closed++;
 			}
 		}
@@ -463,6 +473,16 @@ static int add_reg(struct walk *w, struct ent *e, const char *path, int fd, cons
 		e->fd1 = 0;
 		close(fd);
 		w->fds_opened--;
+	} else if (e->size <= SMALL_FILE && w->wctx && w->wbuf &&
+		   w->fds_opened - atomic_load_explicit(&w->fds_closed, memory_order_relaxed) > w->max_fds / 2) {
+		/* The workers have plenty queued: hash a small file here, on the CPU that just
+		 * opened it (no second fstat, no file, inode and page cache lines moving to
+		 * another CPU). When they have little queued, the file goes to them instead, so
+		 * a tree of only small files is still hashed in parallel. */
+		w->fds_opened--;
+		hash_file(w, e, w->wctx, w->wbuf, 0);
+		if (atomic_load_explicit(&w->failed, memory_order_relaxed))
+			return -1;
 	}
 	return 0;
 }
@@ -720,6 +740,8 @@ enum measure_err measure_tree(const char *root, const struct measure_opts *opts,
 		goto out;
 	}
 	w.root_dev = (uint64_t)st.st_dev;
+	w.wctx = EVP_MD_CTX_new();
+	w.wbuf = aligned_alloc(4096, READ_BUF);
 	if (!(e = ents_add(&w.ents, &rc)) || !(e->path = arena_strndup(&w.arena, "/", 1))) {
 		rc = seterr(err, MEASURE_ERR_NOMEM, 0, NULL, 0, NULL);
 		goto out;
@@ -829,6 +851,8 @@ out:
 	if (w.rootfd >= 0)
 		close(w.rootfd);
 	EVP_MD_free(w.md);
+	EVP_MD_CTX_free(w.wctx);
+	free(w.wbuf);
 	ents_free(&w.ents);
 	arena_free(&w.arena);
 	free(w.links);
