@@ -37,7 +37,7 @@ boot_guest_conf "$W" "$TMP/sluice.conf"
 boot_initramfs "$TMP/plain.img" || die "mkinitramfs (plain) failed"
 boot_initramfs "$TMP/sluice.img" -s "$SLUICE" -c "$TMP/sluice.conf" -V "$W_VKEY" -T "$W_TSKEY" || die "mkinitramfs failed"
 
-echo "boot bench: $RUNS runs each, SeaBIOS, TCG (no KVM), -smp ${BOOT_SMP:-1}; 64 MiB ext4 root, $files files, $((FILL_MB + 4)) MiB of content"
+echo "boot bench: $RUNS runs each, SeaBIOS, TCG (no KVM), -smp ${BOOT_SMP:-2}; 64 MiB ext4 root, $files files, $((FILL_MB + 4)) MiB of content"
 echo "initramfs: plain $(($(stat -c %s "$TMP/plain.img") / 1024)) KiB, with sluice $(($(stat -c %s "$TMP/sluice.img") / 1024)) KiB"
 plain=() gated=()
 for i in $(seq "$RUNS"); do

@@ -4,7 +4,7 @@
 #   initramfs/mkinitramfs.sh -o OUT.img -k KERNEL_ROOT [options]
 #
 #   -o FILE          output (newc cpio, compressed as -z says)
-#   -z COMP          compression: lz4 (default), gzip, zstd, xz, none
+#   -z COMP          compression: none (default), lz4, gzip, zstd, xz
 #   -k DIR           unpacked kernel package root (holds lib/modules/VERSION)
 #   -K VERSION       kernel version (default: the only one under DIR/lib/modules)
 #   -s FILE          the sluice binary; without -s the image boots the root without the gate
@@ -20,14 +20,15 @@
 # ext4 (with their dependencies, depmod'ed), sluice with its `ldd` closure plus
 # libtss2-tcti-device.so.0 (tctildr dlopens it), /init, the config and the pinned keys. The copies
 # of sluice and its libraries are stripped (`strip --strip-unneeded`; Debian's libraries already
-# are, sluice is built with -g). Packed with `cpio -H newc | lz4 -l` (MKINITRAMFS_COMP or -z
-# override): the kernel unpacks lz4 about 2.5 times faster than gzip under QEMU's TCG, which is
-# what most of a large initramfs costs at boot. Deterministic file order; needs no root.
+# are, sluice is built with -g). A plain `cpio -H newc`, not compressed (-z or MKINITRAMFS_COMP to
+# compress): unpacking the 62 MB sluice closure is most of what the initramfs costs at boot, and
+# under QEMU's TCG the kernel copies it uncompressed faster than it decompresses any format (see
+# docs/boot.md). Deterministic file order; needs no root.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 out= kroot= kver= sluice= conf= vkey= tkey= init=$here/init
-adds=() extra_mods=() comp=${MKINITRAMFS_COMP:-lz4}
+adds=() extra_mods=() comp=${MKINITRAMFS_COMP:-none}
 MODULES="virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk \
 failover net_failover virtio_net virtio_rng crc16 mbcache jbd2 crc32c_generic ext4"
 
@@ -58,7 +59,7 @@ lz4) compress() { lz4 -l -1 -q; } ;; # the kernel reads only the legacy lz4 fram
 zstd) compress() { zstd -q -1 -T0; } ;;
 xz) compress() { xz -1 --check=crc32 -T0; } ;; # the kernel's xz knows crc32, not crc64
 none) compress() { cat; } ;;
-*) die "unknown compression '$comp' (gzip, lz4, zstd, xz, none)" ;;
+*) die "unknown compression '$comp' (none, lz4, gzip, zstd, xz)" ;;
 esac
 command -v "${comp/none/cat}" >/dev/null || die "$comp is not installed"
 kroot=$(cd "$kroot" && pwd)

@@ -17,6 +17,9 @@
 #       -e PATTERN                  stop the guest 8 s after the console matches PATTERN (grep -E),
 #                                   for guests that would wait forever (an emergency shell)
 #     returns QEMU's status, 124 on timeout, 0 when stopped by -e; BOOT_SECONDS holds the wall time.
+#     Guests get BOOT_SMP vCPUs (default 2: QEMU's multi-threaded TCG runs them in parallel, the
+#     gate's measurement hashes on both, and the kernel unpacks the initramfs on one while the
+#     other initialises devices); qemu64 CPU model, so no SHA-NI.
 #   boot_console NAME               print the guest console, each line prefixed "# "
 #   boot_expect NAME CASE PATTERN   ok CASE if the console matches the (grep -E) pattern, else
 #                                   not ok + the console
@@ -117,7 +120,7 @@ boot_qemu() {
 			-drive if=pflash,format=raw,unit=1,file="$TMP/$name.vars.fd")
 	fi
 	start=$(date +%s.%N)
-	timeout --kill-after=5 "$wait" qemu-system-x86_64 -accel tcg -m 512 -smp "${BOOT_SMP:-1}" -machine q35 \
+	timeout --kill-after=5 "$wait" qemu-system-x86_64 -accel tcg -m 512 -smp "${BOOT_SMP:-2}" -machine q35 \
 		"${fw[@]+"${fw[@]}"}" -kernel "$VMLINUZ" -initrd "$initrd" \
 		-append "console=ttyS0 panic=-1 quiet $append" -display none -serial file:"$con" \
 		-monitor none -no-reboot \
