@@ -416,6 +416,36 @@ static void print_cfg(const struct boot_cfg *c)
 
 static double g_t_start; /* when the gate started, for the closing line */
 
+#define INIT_JOBS_WAIT 10.0 /* seconds at most for /init's background jobs */
+
+/* The minimal initramfs' /init brings the network up in a background job and execs us while it
+ * runs, so that sluice's start and the root mount overlap it; being PID 1 we are now that job's
+ * parent. Wait for it (for every child: nothing else of ours runs yet) before the first attempt,
+ * whose network steps need it; bounded, after which the attempt runs anyway and a missing network
+ * fails the way it always does. Returns the seconds waited, or -1 when there was no child. */
+static double wait_init_jobs(double limit)
+{
+	double t0 = agent_now();
+	struct timespec tick = {0, 5 * 1000 * 1000};
+	int any = 0;
+
+	for (;;) {
+		pid_t w = waitpid(-1, NULL, WNOHANG);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) /* ECHILD: none left */
+			return any ? agent_now() - t0 : -1;
+		any = 1;
+		if (w > 0)
+			continue;
+		if (agent_now() - t0 >= limit) {
+			boot_say("init's background jobs still run after %.0fs; starting the gate anyway", limit);
+			return agent_now() - t0;
+		}
+		nanosleep(&tick, NULL);
+	}
+}
+
 /* PID 1 must never return: the failure action ends in power-off, or in pause() forever. */
 static int refuse(const struct boot_cfg *cfg, enum boot_fail action, int pid1, int no_action, int intact,
 		  const char *why)
@@ -530,6 +560,11 @@ int cmd_boot(int argc, char **argv)
 			boot_say("mount ok (%.2fs) %s on %s read-only", agent_now() - t0, cfg->root, cfg->sysroot);
 	}
 
+	if (pid1) {
+		double waited = wait_init_jobs(INIT_JOBS_WAIT);
+		if (waited >= 0)
+			boot_say("network ok (%.2fs) waited for /init's network setup", waited);
+	}
 	for (;;) {
 		double left = cfg->budget - (agent_now() - t_start);
 		run_attempt(cfg, left > 1 ? left : 1, &a);
