@@ -422,7 +422,8 @@ static double g_t_start; /* when the gate started, for the closing line */
  * runs, so that sluice's start and the root mount overlap it; being PID 1 we are now that job's
  * parent. Wait for it (for every child: nothing else of ours runs yet) before the first attempt,
  * whose network steps need it; bounded, after which the attempt runs anyway and a missing network
- * fails the way it always does. Returns the seconds waited, or -1 when there was no child. */
+ * fails the way it always does. Returns the seconds waited, or -1 when there was no child or
+ * the limit ran out (said on the console). */
 static double wait_init_jobs(double limit)
 {
 	double t0 = agent_now();
@@ -440,7 +441,7 @@ static double wait_init_jobs(double limit)
 			continue;
 		if (agent_now() - t0 >= limit) {
 			boot_say("init's background jobs still run after %.0fs; starting the gate anyway", limit);
-			return agent_now() - t0;
+			return -1;
 		}
 		nanosleep(&tick, NULL);
 	}
