@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int kmsg_fd = -1;
+static int kmsg_fd = -1; /* open when /dev/kmsg is there (PID 1 mode): boot_say copies lines to it */
 
 void boot_console_setup(void)
 {
@@ -50,9 +50,26 @@ void boot_say(const char *fmt, ...)
 		return;
 	fprintf(stderr, "sluice: %s\n", line);
 	fflush(stderr);
-	/* A copy for dmesg of the booted system; "<5>" stays off a quiet console. */
-	if (kmsg_fd >= 0)
-		dprintf(kmsg_fd, "<5>sluice: %s\n", line);
+	/* A copy for dmesg of the booted system; "<5>" stays off a quiet console. One write() per
+	 * record, as /dev/kmsg wants, and not dprintf: glibc's dprintf first asks the fd for its
+	 * offset, which /dev/kmsg refuses (EINVAL), so it silently wrote nothing. The kernel
+	 * rate-limits each open of /dev/kmsg to 10 records per 5 s and a gate says more than that
+	 * in a second, so every record gets its own open (as `echo >/dev/kmsg` in a script does). */
+	if (kmsg_fd >= 0) {
+		char rec[sizeof line + 16];
+		int m = snprintf(rec, sizeof rec, "<5>sluice: %s\n", line);
+		int fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC | O_NOCTTY);
+		if (m > 0 && fd >= 0) {
+			ssize_t w;
+			if ((size_t)m >= sizeof rec)
+				m = (int)sizeof rec - 1;
+			do
+				w = write(fd, rec, (size_t)m);
+			while (w < 0 && errno == EINTR);
+		}
+		if (fd >= 0)
+			close(fd);
+	}
 }
 
 static void seterr(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

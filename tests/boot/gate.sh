@@ -32,6 +32,8 @@ TOKEN=$(cat "$W/release/tool-token")
 cat >"$TMP/rinit" <<'EOF'
 #!/bin/sh
 echo "ROOT-REACHED"
+mount -t proc proc /proc 2>/dev/null
+dmesg -s 1048576 | grep -q 'sluice: gate open after' && echo "KMSG-OK"
 c=/run/credentials/@initrd/tool-token
 [ -r $c ] && echo "CRED mode=$(stat -c %a $c) $(cat $c)"
 ls /run/sluice | tr '\n' ' ' | sed 's/^/OUT: /'; echo
@@ -100,6 +102,12 @@ if grep -q '^AUDIT-OK' <(tr -d '\r' <"$con"); then
 else
 	fail good_root_audit "sluice audit in the new root refused /run/sluice/bundle.tar"
 	tr -d '\r' <"$con" | sed -n '/AUDIT-FAILED/,$p' | sed 's/^/# /'
+fi
+# PID 1 copies its console lines to /dev/kmsg, so the booted system's dmesg keeps them
+if grep -q '^KMSG-OK' <(tr -d '\r' <"$con"); then
+	ok good_root_dmesg
+else
+	fail good_root_dmesg "the new root's dmesg has no 'sluice: gate open' line"
 fi
 missing=
 for s in measure extend challenge quote statement register appraise release seal; do

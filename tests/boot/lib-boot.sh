@@ -61,7 +61,7 @@ boot_testroot() { # DIR INIT_SCRIPT
 	mkdir -p "$d"/{bin,sbin,etc,proc,sys,dev,run,tmp,root,usr/bin,lost+found}
 	chmod 700 "$d/lost+found" # mke2fs -d keeps it; the tree then measures like the image
 	cp /bin/busybox "$d/bin/busybox"
-	for a in sh mount umount cat ls echo sha256sum poweroff sleep grep stat test find od hexdump wc head sed mkdir; do
+	for a in sh mount umount cat ls echo sha256sum poweroff sleep grep stat test find od hexdump wc head sed mkdir dmesg; do
 		ln -sf busybox "$d/bin/$a"
 	done
 	install -m 0755 "$2" "$d/sbin/init"
