@@ -378,6 +378,18 @@ static void report(struct walk *w)
  * listed so far (complete entries only) and wait until the workers have closed half of
  * them (one wake-up per max_fds / 2 files, not one per batch). Returns 0, or -1 on failure
  * elsewhere. */
+
+/* Waits on condition variables wake at least every 250 ms, so progress lines keep coming and a
+ * lost wake-up costs a quarter of a second, never a hang. */
+static void quarter_second_from_now(struct timespec *ts)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_nsec += 250000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
 static int reserve_fd(struct walk *w)
 {
 	int rc = 0;
@@ -390,12 +402,7 @@ static int reserve_fd(struct walk *w)
 	w->wake_closed = w->fds_opened - w->max_fds / 2;
 	while (!atomic_load(&w->failed) && atomic_load(&w->fds_closed) < w->wake_closed) {
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 250000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		quarter_second_from_now(&ts);
 		w->walker_waiting = 1;
 		pthread_cond_timedwait(&w->cv_fds, &w->mu, &ts);
 		w->walker_waiting = 0;
@@ -795,12 +802,7 @@ enum measure_err measure_tree(const char *root, const struct measure_opts *opts,
 	pthread_mutex_lock(&w.mu);
 	while (w.running > 0) {
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 250000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		quarter_second_from_now(&ts);
 		pthread_cond_timedwait(&w.cv_done, &w.mu, &ts);
 		if (opts && opts->progress && w.running > 0) {
 			pthread_mutex_unlock(&w.mu);
