@@ -374,11 +374,6 @@ static void report(struct walk *w)
 	w->next_report = now() + 0.25;
 }
 
-/* Before opening another file: if max_fds descriptors are outstanding, publish what is
- * listed so far (complete entries only) and wait until the workers have closed half of
- * them (one wake-up per max_fds / 2 files, not one per batch). Returns 0, or -1 on failure
- * elsewhere. */
-
 /* Waits on condition variables wake at least every 250 ms, so progress lines keep coming and a
  * lost wake-up costs a quarter of a second, never a hang. */
 static void quarter_second_from_now(struct timespec *ts)
@@ -390,6 +385,11 @@ static void quarter_second_from_now(struct timespec *ts)
 		ts->tv_nsec -= 1000000000;
 	}
 }
+
+/* Before opening another file: if max_fds descriptors are outstanding, publish what is
+ * listed so far (complete entries only) and wait until the workers have closed half of
+ * them (one wake-up per max_fds / 2 files, not one per batch). Returns 0, or -1 on failure
+ * elsewhere. */
 static int reserve_fd(struct walk *w)
 {
 	int rc = 0;
