@@ -32,21 +32,6 @@ void ts_key_free(struct ts_key *k)
 	free(k);
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-	while (len) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 static int create_key(const char *path, const char *dir, char *err, size_t errlen)
 {
 	char tmp[PATH_MAX + 8] = "";
@@ -66,7 +51,7 @@ static int create_key(const char *path, const char *dir, char *err, size_t errle
 		goto out;
 	}
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0 || write_all(fd, pem, pemlen) != 0 || fsync(fd) != 0) {
+	if (fd < 0 || ts_write_all(fd, pem, pemlen) != 0 || fsync(fd) != 0) {
 		snprintf(err, errlen, "write %s: %s", tmp, strerror(errno));
 		goto out;
 	}

@@ -61,7 +61,8 @@ static int fsync_dir(const char *dir)
 	return rc;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len)
+/* The whole buffer, across short writes and EINTR; 0 or -1 with errno. */
+int ts_write_all(int fd, const uint8_t *p, size_t len)
 {
 	while (len) {
 		ssize_t w = write(fd, p, len);
@@ -247,7 +248,7 @@ int ts_log_append(struct ts_log *l, const uint8_t *const *recs, const size_t *le
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	if (write_all(l->fd, b.p, b.len) != 0) {
+	if (ts_write_all(l->fd, b.p, b.len) != 0) {
 		snprintf(err, errlen, "write log: %s", strerror(errno));
 		l->broken = 1;
 		goto out;

@@ -81,6 +81,8 @@ uint64_t ts_log_count(struct ts_log *l);
 uint64_t ts_log_bytes(struct ts_log *l);
 /* Read record index into a malloc'd buffer (thread-safe with appends). */
 int ts_log_read(struct ts_log *l, uint64_t index, uint8_t **ret, size_t *ret_len);
+/* write(2) until all of p is written (short writes, EINTR); 0, or -1 with errno set. */
+int ts_write_all(int fd, const uint8_t *p, size_t len);
 
 /* ---- key.c -------------------------------------------------------------------------------- */
 
