@@ -63,8 +63,14 @@ $(BUILD)/lib%.a:
 	@rm -f $@
 	$(AR) rcs $@ $^
 
+# sluice (the initramfs agent) links the real libarchive statically: the shared one pulls in libxml2
+# and ICU (33 MB of the initramfs) for the xar format, which sluice never uses; --gc-sections drops
+# the unreferenced writers (xar among them) so -lxml2 is not needed. Trade-off in docs/boot.md.
+SLUICE_LIBS = $(shell pkg-config --libs $(filter-out libarchive,$(PKGS)) 2>/dev/null) -Wl,--gc-sections \
+              -Wl,-Bstatic -larchive -Wl,-Bdynamic \
+              $(filter-out -larchive -lxml2,$(shell pkg-config --static --libs libarchive 2>/dev/null)) -lpthread -lm
 $(BUILD)/sluice: $(BUILD)/agent/main.o $(LINKLIBS)
-	$(CC) $(ALL_LDFLAGS) $(CFLAGS) -o $@ $< $(LINKLIBS) $(PKG_LIBS)
+	$(CC) $(ALL_LDFLAGS) $(CFLAGS) -o $@ $< $(LINKLIBS) $(SLUICE_LIBS)
 $(BUILD)/sluice-ts: $(BUILD)/transparency/main.o $(LINKLIBS)
 	$(CC) $(ALL_LDFLAGS) $(CFLAGS) -o $@ $< $(LINKLIBS) $(PKG_LIBS)
 $(BUILD)/sluice-verifier: $(BUILD)/verifier/main.o $(LINKLIBS)

@@ -21,9 +21,9 @@
 # libtss2-tcti-device.so.0 (tctildr dlopens it), /init, the config and the pinned keys. The copies
 # of sluice and its libraries are stripped (`strip --strip-unneeded`; Debian's libraries already
 # are, sluice is built with -g). A plain `cpio -H newc`, not compressed (-z or MKINITRAMFS_COMP to
-# compress): unpacking the 62 MB sluice closure is most of what the initramfs costs at boot, and
-# under QEMU's TCG the kernel copies it uncompressed faster than it decompresses any format (see
-# docs/boot.md). Deterministic file order; needs no root.
+# compress): unpacking the sluice closure (21 MB: sluice links libarchive statically, so libxml2
+# and ICU stay out) is most of what the initramfs costs at boot, and under QEMU's TCG the kernel
+# copies it uncompressed faster than it decompresses any format (see docs/boot.md). Deterministic file order; needs no root.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
