@@ -515,7 +515,6 @@ json_t *verifier_attest(struct verifier_svc *svc, json_t *req, int *status)
 	char *detail_text = NULL, *reasons_text = NULL, *b1 = NULL, *b2 = NULL, *b3 = NULL;
 	char err[512] = "";
 	enum bundle_err be;
-	unsigned mdlen;
 	enum verifier_result result;
 
 	memset(&a, 0, sizeof a);
@@ -543,7 +542,7 @@ json_t *verifier_attest(struct verifier_svc *svc, json_t *req, int *status)
 		ans = verifier_problem(403, status, "host.group.none", "no policy group matches host id %s", a.host_id);
 		goto out;
 	}
-	EVP_Digest(a.stmt, a.stmt_len, a.stmt_hash, &mdlen, EVP_sha256(), NULL);
+	verifier_sha256(a.stmt, a.stmt_len, a.stmt_hash);
 
 	/* The pipeline, in order, stopping at the first failure. */
 	if (step_ak(&a) == 0 && step_quote(&a) == 0 && step_nonce(&a) == 0 && step_logs(&a) == 0 &&

@@ -4,8 +4,14 @@
  * live as long as the service (bounded: when full, new keys take the slow path).
  *
  * With a cached AK, ECDSA quote and certify signatures are checked here directly
- * (TPMT_SIGNATURE ECDSA/SHA-256 -> DER -> EVP_DigestVerify); anything else falls back to
- * libquote's quote_signature_verify / quote_certify_verify. */
+ * (TPMT_SIGNATURE ECDSA/SHA-256 -> DER; SHA-256 of the message, then EVP_PKEY_verify); anything
+ * else falls back to libquote's quote_signature_verify / quote_certify_verify.
+ *
+ * Each cached EC key also keeps a verification context initialised once (EVP_PKEY_verify_init:
+ * OpenSSL 3 fetches the signature implementation and the digest by name on every
+ * EVP_DigestVerifyInit, ~5 us, and EVP_DigestVerifyFinal duplicates the context anyway). A
+ * verification duplicates that template (EVP_PKEY_CTX_dup only reads it) and verifies the
+ * SHA-256 digest with the copy: the same ECDSA check, on the same bytes. */
 #include "verifier/verifier-int.h"
 #include "bundle/bundle.h"
 #include "quote/quote.h"
@@ -24,6 +30,7 @@
 struct kc_entry {
 	uint8_t hash[VERIFIER_HASH_LEN];
 	EVP_PKEY *pkey;
+	EVP_PKEY_CTX *vctx; /* EC keys: EVP_PKEY_verify_init done; duplicated per verification */
 	struct bundle_key *bkey;
 	uint8_t name[QUOTE_NAME_MAX];
 	size_t name_len;
@@ -64,6 +71,7 @@ void verifier_keycache_free(struct verifier_keycache *kc)
 		return;
 	for (size_t i = 0; i < SLOTS; i++) {
 		EVP_PKEY_free(kc->slots[i].pkey);
+		EVP_PKEY_CTX_free(kc->slots[i].vctx);
 		bundle_key_free(kc->slots[i].bkey);
 		quote_ek_free(kc->eks[i].ek);
 	}
@@ -85,7 +93,6 @@ static size_t slot_of(const uint8_t *h)
 static const struct kc_entry *lookup(struct verifier_keycache *kc, const uint8_t *pub, size_t len)
 {
 	uint8_t h[VERIFIER_HASH_LEN];
-	unsigned mdlen;
 	size_t i;
 	const struct kc_entry *found = NULL;
 	struct kc_entry n;
@@ -95,7 +102,7 @@ static const struct kc_entry *lookup(struct verifier_keycache *kc, const uint8_t
 	struct quote_public_info info;
 	struct quote_diag d;
 
-	if (!kc || !EVP_Digest(pub, len, h, &mdlen, EVP_sha256(), NULL))
+	if (!kc || verifier_sha256(pub, len, h) != 0)
 		return NULL;
 	pthread_rwlock_rdlock(&kc->lock);
 	for (i = slot_of(h); kc->slots[i].pkey; i = (i + 1) & (SLOTS - 1))
@@ -121,6 +128,11 @@ static const struct kc_entry *lookup(struct verifier_keycache *kc, const uint8_t
 		bundle_key_free(n.bkey);
 		return NULL;
 	}
+	if (EVP_PKEY_is_a(n.pkey, "EC") && (!(n.vctx = EVP_PKEY_CTX_new_from_pkey(NULL, n.pkey, NULL)) ||
+					     EVP_PKEY_verify_init(n.vctx) != 1)) {
+		EVP_PKEY_CTX_free(n.vctx); /* verified through EVP_DigestVerify instead */
+		n.vctx = NULL;
+	}
 	memcpy(n.name, info.name, info.name_len);
 	n.name_len = info.name_len;
 
@@ -135,16 +147,18 @@ static const struct kc_entry *lookup(struct verifier_keycache *kc, const uint8_t
 		kc->used++;
 		found = &kc->slots[i];
 		n.pkey = NULL;
+		n.vctx = NULL;
 		n.bkey = NULL;
 	}
 	pthread_rwlock_unlock(&kc->lock);
 	EVP_PKEY_free(n.pkey);
+	EVP_PKEY_CTX_free(n.vctx);
 	bundle_key_free(n.bkey);
 	return found;
 }
 
-/* An ECDSA/SHA-256 TPMT_SIGNATURE over msg: 1 valid, 0 invalid, -1 not handled here. */
-static int ecdsa_verify(EVP_PKEY *pk, const uint8_t *msg, size_t len, const uint8_t *sig, size_t sig_len)
+/* An ECDSA/SHA-256 TPMT_SIGNATURE over msg by e's key: 1 valid, 0 invalid, -1 not handled here. */
+static int ecdsa_verify(const struct kc_entry *e, const uint8_t *msg, size_t len, const uint8_t *sig, size_t sig_len)
 {
 	size_t rl, sl;
 	const uint8_t *r, *s;
@@ -153,6 +167,7 @@ static int ecdsa_verify(EVP_PKEY *pk, const uint8_t *msg, size_t len, const uint
 	unsigned char *der = NULL;
 	int der_len, rc = 0;
 	EVP_MD_CTX *ctx = NULL;
+	EVP_PKEY_CTX *pctx = NULL;
 
 	if (sig_len < 8 || sig[0] != 0x00 || sig[1] != 0x18 /* ECDSA */ || sig[2] != 0x00 || sig[3] != 0x0b /* SHA256 */)
 		return -1;
@@ -168,11 +183,20 @@ static int ecdsa_verify(EVP_PKEY *pk, const uint8_t *msg, size_t len, const uint
 	    ECDSA_SIG_set0(es, br, bs) != 1)
 		goto out;
 	br = bs = NULL;
-	if ((der_len = i2d_ECDSA_SIG(es, &der)) <= 0 || !(ctx = EVP_MD_CTX_new()) ||
-	    EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, pk) != 1)
+	if ((der_len = i2d_ECDSA_SIG(es, &der)) <= 0)
+		goto out;
+	if (e->vctx) {
+		uint8_t dg[VERIFIER_HASH_LEN];
+		if (!(pctx = EVP_PKEY_CTX_dup(e->vctx)) || verifier_sha256(msg, len, dg) != 0)
+			goto out;
+		rc = EVP_PKEY_verify(pctx, der, (size_t)der_len, dg, sizeof dg) == 1;
+		goto out;
+	}
+	if (!(ctx = EVP_MD_CTX_new()) || EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, e->pkey) != 1)
 		goto out;
 	rc = EVP_DigestVerify(ctx, der, (size_t)der_len, msg, len) == 1;
 out:
+	EVP_PKEY_CTX_free(pctx);
 	BN_free(br);
 	BN_free(bs);
 	ECDSA_SIG_free(es);
@@ -186,7 +210,7 @@ int verifier_keycache_sig_verify(struct verifier_keycache *kc, const uint8_t *pu
 					   struct quote_diag *diag)
 {
 	const struct kc_entry *e = lookup(kc, pub, pub_len);
-	int r = e ? ecdsa_verify(e->pkey, msg, msg_len, sig, sig_len) : -1;
+	int r = e ? ecdsa_verify(e, msg, msg_len, sig, sig_len) : -1;
 	if (r < 0)
 		return quote_signature_verify(pub, pub_len, msg, msg_len, sig, sig_len, diag);
 	if (r == 0) {
@@ -207,7 +231,7 @@ int verifier_keycache_certify_verify(struct verifier_keycache *kc, const uint8_t
 	struct quote_attest_info ai;
 	struct quote_public_info sk;
 	enum quote_err qe;
-	int r = ak ? ecdsa_verify(ak->pkey, attest, attest_len, sig, sig_len) : -1;
+	int r = ak ? ecdsa_verify(ak, attest, attest_len, sig, sig_len) : -1;
 
 	if (r < 0)
 		return quote_certify_verify(ak_pub, ak_len, attest, attest_len, sig, sig_len, sk_pub, sk_len, qualifying,
@@ -249,12 +273,11 @@ const struct bundle_key *verifier_keycache_bundle_key(struct verifier_keycache *
 const struct quote_ek *verifier_keycache_ek(struct verifier_keycache *kc, const uint8_t *ek_pub, size_t len)
 {
 	uint8_t h[VERIFIER_HASH_LEN];
-	unsigned mdlen;
 	size_t i;
 	struct quote_ek *found = NULL, *n = NULL;
 	struct quote_diag d;
 
-	if (!kc || !EVP_Digest(ek_pub, len, h, &mdlen, EVP_sha256(), NULL))
+	if (!kc || verifier_sha256(ek_pub, len, h) != 0)
 		return NULL;
 	pthread_rwlock_rdlock(&kc->lock);
 	for (i = slot_of(h); kc->eks[i].ek; i = (i + 1) & (SLOTS - 1))

@@ -2,6 +2,7 @@
 #include "verifier/verifier-int.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,19 @@ const char *verifier_strerror(enum verifier_err err)
 	case VERIFIER_ERR_DB: return "database error";
 	}
 	return "unknown error";
+}
+
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static void sha256_fetch(void) { sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL); }
+
+int verifier_sha256(const void *buf, size_t len, uint8_t out[VERIFIER_HASH_LEN])
+{
+	unsigned n = 0;
+	pthread_once(&sha256_once, sha256_fetch);
+	if (EVP_Digest(buf, len, out, &n, sha256_md ? sha256_md : EVP_sha256(), NULL) != 1 || n != VERIFIER_HASH_LEN)
+		return -1;
+	return 0;
 }
 
 void verifier_hex(const uint8_t *in, size_t len, char *out)

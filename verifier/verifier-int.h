@@ -306,6 +306,11 @@ const struct bundle_key *verifier_keycache_bundle_key(struct verifier_keycache *
 struct quote_ek;
 const struct quote_ek *verifier_keycache_ek(struct verifier_keycache *kc, const uint8_t *ek_pub, size_t len);
 
+/* ---- hashing (util.c) ---- */
+/* SHA-256 of buf into out (32 bytes) with an EVP_MD fetched once per process: EVP_sha256()
+ * makes OpenSSL 3 fetch the provider's implementation on every EVP_Digest. 0 or -1. */
+int verifier_sha256(const void *buf, size_t len, uint8_t out[VERIFIER_HASH_LEN]);
+
 /* ---- time ---- */
 int64_t verifier_now(void);      /* wall clock, seconds since the epoch */
 double verifier_mono(void);      /* monotonic seconds */

@@ -1,7 +1,10 @@
 /* Unit tests of the verifier's key cache: the prepared EK of an enrolled host
  * (verifier_keycache_ek -> libquote's quote_ek) wraps credentials that the EK's private key
  * recovers, exactly like quote_make_credential; tampered blobs or another AK name do not
- * unwrap; keys that are not EKs are not cached. No TPM: the EK is a software RSA key, and
+ * unwrap; keys that are not EKs are not cached. ECDSA signatures checked through a cached
+ * AK (a verification context prepared once, duplicated per check) give the same answer as
+ * libquote's quote_signature_verify, refuse a changed message, a changed signature and
+ * another key's signature, also from several threads at once. No TPM: the EK is a software RSA key, and
  * the unwrapping is TPM2_ActivateCredential's arithmetic (Part 1 §24) written out with
  * OpenSSL here (the real TPM does it in tests/integration/verifier_e2e.sh). */
 #include "tests/unit/t.h"
@@ -13,7 +16,9 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/ec.h>
 #include <openssl/rsa.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,6 +206,168 @@ static void test_prepared_ek_refuses_what_make_credential_refuses(void)
 	verifier_keycache_free(kc);
 }
 
+/* ---- ECDSA through a cached AK ---- */
+
+/* A TPM2B_PUBLIC for a software P-256 key with an AK's attributes (restricted signing,
+ * ECDSA/SHA-256). */
+static size_t make_ak_pub(EVP_PKEY *k, uint8_t *out, size_t cap)
+{
+	TPM2B_PUBLIC p;
+	TPMT_PUBLIC *t = &p.publicArea;
+	BIGNUM *x = NULL, *y = NULL;
+	size_t off = 0;
+
+	memset(&p, 0, sizeof p);
+	if (EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_EC_PUB_X, &x) != 1 ||
+	    EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_EC_PUB_Y, &y) != 1) {
+		BN_free(x);
+		return 0;
+	}
+	t->type = TPM2_ALG_ECC;
+	t->nameAlg = TPM2_ALG_SHA256;
+	t->objectAttributes = TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_SIGN_ENCRYPT | TPMA_OBJECT_FIXEDTPM |
+			      TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH;
+	t->parameters.eccDetail.symmetric.algorithm = TPM2_ALG_NULL;
+	t->parameters.eccDetail.scheme.scheme = TPM2_ALG_ECDSA;
+	t->parameters.eccDetail.scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
+	t->parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
+	t->parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+	t->unique.ecc.x.size = 32;
+	t->unique.ecc.y.size = 32;
+	BN_bn2binpad(x, t->unique.ecc.x.buffer, 32);
+	BN_bn2binpad(y, t->unique.ecc.y.buffer, 32);
+	BN_free(x);
+	BN_free(y);
+	if (Tss2_MU_TPM2B_PUBLIC_Marshal(&p, out, cap, &off) != TSS2_RC_SUCCESS)
+		return 0;
+	return off;
+}
+
+/* A marshalled TPMT_SIGNATURE (ECDSA, SHA-256) by k over msg: 72 bytes. */
+static size_t ecdsa_sign_tpm(EVP_PKEY *k, const uint8_t *msg, size_t len, uint8_t out[72])
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	uint8_t der[80];
+	size_t der_len = sizeof der;
+	const unsigned char *p = der;
+	ECDSA_SIG *es = NULL;
+	size_t n = 0;
+
+	if (ctx && EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, k) == 1 &&
+	    EVP_DigestSign(ctx, der, &der_len, msg, len) == 1 && (es = d2i_ECDSA_SIG(NULL, &p, (long)der_len))) {
+		out[0] = 0x00, out[1] = 0x18, out[2] = 0x00, out[3] = 0x0b;
+		out[4] = 0, out[5] = 32;
+		BN_bn2binpad(ECDSA_SIG_get0_r(es), out + 6, 32);
+		out[38] = 0, out[39] = 32;
+		BN_bn2binpad(ECDSA_SIG_get0_s(es), out + 40, 32);
+		n = 72;
+	}
+	ECDSA_SIG_free(es);
+	EVP_MD_CTX_free(ctx);
+	return n;
+}
+
+static EVP_PKEY *ak_priv, *other_priv;
+static uint8_t ak_pub[512];
+static size_t ak_pub_len;
+static const uint8_t quoted[] = "\xff" "TCG" "a TPMS_ATTEST stand-in: the bytes are what is signed";
+
+/* keycache and libquote, same verdict; returns the keycache's. */
+static int both(struct verifier_keycache *kc, const uint8_t *msg, size_t len, const uint8_t *sig, size_t sig_len)
+{
+	struct quote_diag d1, d2;
+	int a, b;
+	memset(&d1, 0, sizeof d1);
+	memset(&d2, 0, sizeof d2);
+	a = verifier_keycache_sig_verify(kc, ak_pub, ak_pub_len, msg, len, sig, sig_len, &d1);
+	b = quote_signature_verify(ak_pub, ak_pub_len, msg, len, sig, sig_len, &d2);
+	T_EQ_INT(a == QUOTE_OK, b == QUOTE_OK);
+	return a;
+}
+
+static void test_cached_ak_ecdsa_accepts_and_refuses_like_libquote(void)
+{
+	struct verifier_keycache *kc = NULL;
+	uint8_t sig[72], bad[72], msg[sizeof quoted];
+
+	T_EQ_INT(verifier_keycache_new(&kc), 0);
+	T_EQ_INT(ecdsa_sign_tpm(ak_priv, quoted, sizeof quoted, sig), 72);
+	/* first use builds the entry, the second uses it */
+	T_EQ_INT(both(kc, quoted, sizeof quoted, sig, sizeof sig), QUOTE_OK);
+	T_EQ_INT(both(kc, quoted, sizeof quoted, sig, sizeof sig), QUOTE_OK);
+	/* one bit of the message */
+	memcpy(msg, quoted, sizeof msg);
+	msg[10] ^= 0x01;
+	T_EQ_INT(both(kc, msg, sizeof msg, sig, sizeof sig), QUOTE_ERR_SIGNATURE);
+	/* a truncated message */
+	T_EQ_INT(both(kc, quoted, sizeof quoted - 1, sig, sizeof sig), QUOTE_ERR_SIGNATURE);
+	/* one bit of s, then of r */
+	memcpy(bad, sig, sizeof bad);
+	bad[71] ^= 0x01;
+	T_EQ_INT(both(kc, quoted, sizeof quoted, bad, sizeof bad), QUOTE_ERR_SIGNATURE);
+	memcpy(bad, sig, sizeof bad);
+	bad[6] ^= 0x80;
+	T_EQ_INT(both(kc, quoted, sizeof quoted, bad, sizeof bad), QUOTE_ERR_SIGNATURE);
+	/* another key's valid signature over the same bytes */
+	T_EQ_INT(ecdsa_sign_tpm(other_priv, quoted, sizeof quoted, bad), 72);
+	T_EQ_INT(both(kc, quoted, sizeof quoted, bad, sizeof bad), QUOTE_ERR_SIGNATURE);
+	/* and the good one still verifies after the failures (the template is not consumed) */
+	T_EQ_INT(both(kc, quoted, sizeof quoted, sig, sizeof sig), QUOTE_OK);
+	/* a certification through the same cached key: a signature that does not verify stops it */
+	{
+		struct quote_diag d;
+		memset(&d, 0, sizeof d);
+		T_EQ_INT(verifier_keycache_certify_verify(kc, ak_pub, ak_pub_len, msg, sizeof msg, sig, sizeof sig, ak_pub,
+							  ak_pub_len, NULL, 0, &d),
+			 QUOTE_ERR_SIGNATURE);
+	}
+	verifier_keycache_free(kc);
+}
+
+struct worker {
+	struct verifier_keycache *kc;
+	const uint8_t *good, *bad;
+	int wrong; /* answers that were not the expected one */
+};
+
+static void *verify_many(void *arg)
+{
+	struct worker *w = arg;
+	for (int i = 0; i < 200; i++) {
+		struct quote_diag d;
+		int want_ok = i % 2 == 0;
+		int r;
+		memset(&d, 0, sizeof d);
+		r = verifier_keycache_sig_verify(w->kc, ak_pub, ak_pub_len, quoted, sizeof quoted, want_ok ? w->good : w->bad,
+						 72, &d);
+		if ((r == QUOTE_OK) != want_ok)
+			w->wrong++;
+	}
+	return NULL;
+}
+
+static void test_cached_ak_ecdsa_from_several_threads(void)
+{
+	struct verifier_keycache *kc = NULL;
+	uint8_t sig[72], bad[72];
+	pthread_t th[4];
+	struct worker w[4];
+
+	T_EQ_INT(verifier_keycache_new(&kc), 0);
+	T_EQ_INT(ecdsa_sign_tpm(ak_priv, quoted, sizeof quoted, sig), 72);
+	memcpy(bad, sig, sizeof bad);
+	bad[50] ^= 0x04;
+	for (int i = 0; i < 4; i++) {
+		w[i] = (struct worker){.kc = kc, .good = sig, .bad = bad};
+		T_EQ_INT(pthread_create(&th[i], NULL, verify_many, &w[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		T_EQ_INT(w[i].wrong, 0);
+	}
+	verifier_keycache_free(kc);
+}
+
 int main(void)
 {
 	ek_priv = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
@@ -214,6 +381,14 @@ int main(void)
 		return 1;
 	T_RUN(test_prepared_ek_wraps_like_make_credential);
 	T_RUN(test_prepared_ek_refuses_what_make_credential_refuses);
+	ak_priv = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	other_priv = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	if (!ak_priv || !other_priv || !(ak_pub_len = make_ak_pub(ak_priv, ak_pub, sizeof ak_pub)))
+		return 1;
+	T_RUN(test_cached_ak_ecdsa_accepts_and_refuses_like_libquote);
+	T_RUN(test_cached_ak_ecdsa_from_several_threads);
+	EVP_PKEY_free(ak_priv);
+	EVP_PKEY_free(other_priv);
 	EVP_PKEY_free(ek_priv);
 	return t_done();
 }
