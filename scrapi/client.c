@@ -23,6 +23,12 @@ struct scrapi_client {
 	char cause[1024];
 	uint64_t rng;
 	int lost; /* the last poll said the operation is unknown (404): submit again */
+	/* POST /entries: its URL, formatted once, and that URL parsed once with its origin, to
+	 * resolve the Location of every registration against (NULL if libcurl could not parse
+	 * it: then resolve() parses per call, as for any other URL). */
+	char post_url[2300];
+	CURLU *post_u;
+	char *post_scheme, *post_host, *post_port;
 };
 
 static void fmt(char *dst, size_t cap, const char *f, ...) __attribute__((format(printf, 3, 4)));
@@ -53,6 +59,18 @@ static void sleep_s(double s)
 }
 
 const char *scrapi_last_cause(const struct scrapi_client *c) { return c ? c->cause : ""; }
+
+static int origin(CURLU *u, char **scheme, char **host, char **port);
+
+static void post_url_free(struct scrapi_client *c)
+{
+	curl_url_cleanup(c->post_u);
+	curl_free(c->post_scheme);
+	curl_free(c->post_host);
+	curl_free(c->post_port);
+	c->post_u = NULL;
+	c->post_scheme = c->post_host = c->post_port = NULL;
+}
 
 enum scrapi_err scrapi_client_new(const struct scrapi_cfg *cfg, struct scrapi_client **ret)
 {
@@ -93,6 +111,11 @@ enum scrapi_err scrapi_client_new(const struct scrapi_cfg *cfg, struct scrapi_cl
 		free(c);
 		return e;
 	}
+	fmt(c->post_url, sizeof c->post_url, "%s/entries%s%s", c->base, c->cfg.post_query ? "?" : "",
+	    c->cfg.post_query ? c->cfg.post_query : "");
+	if (!(c->post_u = curl_url()) || curl_url_set(c->post_u, CURLUPART_URL, c->post_url, 0) != CURLUE_OK ||
+	    origin(c->post_u, &c->post_scheme, &c->post_host, &c->post_port) != 0)
+		post_url_free(c);
 	*ret = c;
 	return SCRAPI_OK;
 }
@@ -102,6 +125,7 @@ void scrapi_client_free(struct scrapi_client *c)
 	if (!c)
 		return;
 	scrapi_http_free(c->http);
+	post_url_free(c);
 	free(c);
 }
 
@@ -197,6 +221,34 @@ out:
 	curl_free(p2);
 	curl_url_cleanup(u);
 	curl_url_cleanup(b);
+	return rc;
+}
+
+/* resolve(), with the POST URL's parse and origin from the client when ref is that URL. */
+static int resolve_c(struct scrapi_client *c, const char *ref, const char *loc, char *out, size_t cap)
+{
+	CURLU *u;
+	char *s = NULL, *s2 = NULL, *h2 = NULL, *p2 = NULL;
+	int rc = -1;
+
+	if (!c->post_u || strcmp(ref, c->post_url) != 0)
+		return resolve(ref, loc, out, cap);
+	if (!(u = curl_url_dup(c->post_u)))
+		return -1;
+	if (curl_url_set(u, CURLUPART_URL, loc, 0) != CURLUE_OK || curl_url_get(u, CURLUPART_URL, &s, 0) != CURLUE_OK ||
+	    strlen(s) >= cap)
+		goto out;
+	if (origin(u, &s2, &h2, &p2) != 0 || strcasecmp(c->post_scheme, s2) != 0 || strcasecmp(c->post_host, h2) != 0 ||
+	    strcmp(c->post_port, p2) != 0)
+		goto out;
+	strcpy(out, s);
+	rc = 0;
+out:
+	curl_free(s);
+	curl_free(s2);
+	curl_free(h2);
+	curl_free(p2);
+	curl_url_cleanup(u);
 	return rc;
 }
 
@@ -379,8 +431,7 @@ enum scrapi_err scrapi_register(struct scrapi_client *c, const uint8_t *stmt, si
 	memset(res, 0, sizeof *res);
 	c->cause[0] = 0;
 	deadline = t0 + c->cfg.budget;
-	fmt(url, sizeof url, "%s/entries%s%s", c->base, c->cfg.post_query ? "?" : "",
-		 c->cfg.post_query ? c->cfg.post_query : "");
+	fmt(url, sizeof url, "%s", c->post_url);
 	for (;;) {
 		struct scrapi_http_req req = {.method = "POST", .url = url, .content_type = "application/cose",
 					      .accept = RECEIPT_ACCEPT, .body = stmt, .body_len = len};
@@ -400,12 +451,12 @@ enum scrapi_err scrapi_register(struct scrapi_client *c, const uint8_t *stmt, si
 			fmt(c->cause, sizeof c->cause, "%s", scrapi_http_last_cause(c->http));
 			break;
 		} else if (r.status == 201 || r.status == 200) {
-			if (r.location[0] && resolve(url, r.location, loc, sizeof loc) == 0)
+			if (r.location[0] && resolve_c(c, url, r.location, loc, sizeof loc) == 0)
 				set_entry(res, loc);
 			e = take_receipt(c, &r, "POST /entries", res);
 			break;
 		} else if (r.status == 303 || r.status == 202) {
-			if (!r.location[0] || resolve(url, r.location, loc, sizeof loc) != 0) {
+			if (!r.location[0] || resolve_c(c, url, r.location, loc, sizeof loc) != 0) {
 				fmt(c->cause, sizeof c->cause,
 				    "POST /entries: HTTP %ld without a usable Location (missing, malformed or on another origin: '%s')",
 				    r.status, r.location);

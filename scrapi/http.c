@@ -12,10 +12,20 @@
 #include <string.h>
 #include <time.h>
 
+/* A handle keeps what does not change between its requests, so that a request costs the
+ * transfer and little else: the options that come from cfg are set once on the easy handle
+ * (no curl_easy_reset per request; the per-request ones are all set again every time), the
+ * last URL's verdict under the URL rule (a pure function of the URL text and cfg), and the
+ * last request-header list (rebuilt only when Accept or Content-Type change). */
 struct scrapi_http {
 	struct scrapi_http_cfg cfg;
 	CURL *curl;
 	char cause[512];
+	char checked_url[2400];     /* "" or the last URL checked, and its verdict */
+	enum scrapi_err checked_rc;
+	struct curl_slist *hdrs;    /* headers for hdrs_post/hdrs_accept/hdrs_ctype */
+	int hdrs_post;
+	char hdrs_accept[256], hdrs_ctype[256];
 };
 
 const char *scrapi_strerror(enum scrapi_err err)
@@ -47,6 +57,34 @@ const char *scrapi_strerror(enum scrapi_err err)
 	return "unknown scrapi error";
 }
 
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud);
+static size_t on_header(char *buf, size_t size, size_t nitems, void *ud);
+
+/* The options that are the same for every request of h. */
+static CURLcode set_fixed(struct scrapi_http *h)
+{
+	CURL *c = h->curl;
+	CURLcode cc = CURLE_OK;
+#define SET(opt, val)                                                                                                  \
+	do {                                                                                                           \
+		if (cc == CURLE_OK)                                                                                    \
+			cc = curl_easy_setopt(c, opt, val);                                                            \
+	} while (0)
+	SET(CURLOPT_PROTOCOLS_STR, "http,https");
+	SET(CURLOPT_FOLLOWLOCATION, 0L);
+	SET(CURLOPT_NOSIGNAL, 1L);
+	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->cfg.max_response);
+	SET(CURLOPT_USERAGENT, h->cfg.user_agent);
+	SET(CURLOPT_WRITEFUNCTION, on_body);
+	SET(CURLOPT_HEADERFUNCTION, on_header);
+	SET(CURLOPT_SSL_VERIFYPEER, 1L);
+	SET(CURLOPT_SSL_VERIFYHOST, 2L);
+	if (h->cfg.ca_file)
+		SET(CURLOPT_CAINFO, h->cfg.ca_file);
+#undef SET
+	return cc;
+}
+
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static void global_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
@@ -74,6 +112,10 @@ enum scrapi_err scrapi_http_new(const struct scrapi_http_cfg *cfg, struct scrapi
 		free(h);
 		return SCRAPI_ERR_NOMEM;
 	}
+	if (set_fixed(h) != CURLE_OK) {
+		scrapi_http_free(h);
+		return SCRAPI_ERR_NOMEM;
+	}
 	*ret = h;
 	return SCRAPI_OK;
 }
@@ -83,6 +125,7 @@ void scrapi_http_free(struct scrapi_http *h)
 	if (!h)
 		return;
 	curl_easy_cleanup(h->curl);
+	curl_slist_free_all(h->hdrs);
 	free(h);
 }
 
@@ -344,7 +387,17 @@ enum scrapi_err scrapi_http_do(struct scrapi_http *h, const struct scrapi_http_r
 		snprintf(h->cause, sizeof h->cause, "method %s not supported", req->method);
 		return SCRAPI_ERR_INVAL;
 	}
-	rc = scrapi_url_check(req->url, h->cfg.insecure_http);
+	if (strcmp(req->url, h->checked_url) != 0) {
+		rc = scrapi_url_check(req->url, h->cfg.insecure_http);
+		if (strlen(req->url) < sizeof h->checked_url) {
+			strcpy(h->checked_url, req->url);
+			h->checked_rc = rc;
+		} else {
+			h->checked_url[0] = 0;
+		}
+	} else {
+		rc = h->checked_rc;
+	}
 	if (rc != SCRAPI_OK) {
 		snprintf(h->cause, sizeof h->cause, "%s: %s", rc == SCRAPI_ERR_INSECURE ? "refusing plain http to a non-loopback host" : "not an http(s) URL", req->url);
 		return rc;
@@ -354,43 +407,65 @@ enum scrapi_err scrapi_http_do(struct scrapi_http *h, const struct scrapi_http_r
 		timeout = req->timeout_ms;
 
 	c = h->curl;
-	curl_easy_reset(c);
 	x.h = h;
 	x.resp = resp;
+	/* The request headers: the list of the previous request if it is the same. */
+	{
+		const char *acc = req->accept ? req->accept : "";
+		const char *ct = post ? (req->content_type ? req->content_type : "application/octet-stream") : "";
+		if (!h->hdrs || h->hdrs_post != post || strcmp(h->hdrs_accept, acc) != 0 || strcmp(h->hdrs_ctype, ct) != 0) {
+			struct curl_slist *n = curl_slist_append(NULL, "Expect:"), *t = n;
+			if (t && req->accept) {
+				snprintf(line, sizeof line, "Accept: %s", req->accept);
+				t = curl_slist_append(n, line);
+			}
+			if (t && post) {
+				snprintf(line, sizeof line, "Content-Type: %s", ct);
+				t = curl_slist_append(n, line);
+			}
+			if (!t) {
+				curl_slist_free_all(n);
+				snprintf(h->cause, sizeof h->cause, "%s %s: out of memory", req->method, req->url);
+				return SCRAPI_ERR_NOMEM;
+			}
+			curl_slist_free_all(h->hdrs);
+			h->hdrs = n;
+			h->hdrs_post = post;
+			/* cached only if the key fits; otherwise rebuilt next time */
+			if (strlen(acc) < sizeof h->hdrs_accept && strlen(ct) < sizeof h->hdrs_ctype) {
+				strcpy(h->hdrs_accept, acc);
+				strcpy(h->hdrs_ctype, ct);
+			} else {
+				h->hdrs_post = -1; /* matches no request: rebuilt next time */
+			}
+		}
+		hdrs = h->hdrs;
+	}
+	/* Every option that differs between requests is set here, every time (the others were
+	 * set once by set_fixed). */
 	curl_easy_setopt(c, CURLOPT_URL, req->url);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, h->cfg.connect_timeout_ms < timeout ? h->cfg.connect_timeout_ms : timeout);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout);
-	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->cfg.max_response);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, h->cfg.user_agent);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &x);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, &x);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (h->cfg.ca_file)
-		curl_easy_setopt(c, CURLOPT_CAINFO, h->cfg.ca_file);
-	hdrs = curl_slist_append(hdrs, "Expect:");
-	if (req->accept) {
-		snprintf(line, sizeof line, "Accept: %s", req->accept);
-		hdrs = curl_slist_append(hdrs, line);
-	}
 	if (post) {
-		snprintf(line, sizeof line, "Content-Type: %s", req->content_type ? req->content_type : "application/octet-stream");
-		hdrs = curl_slist_append(hdrs, line);
 		curl_easy_setopt(c, CURLOPT_POST, 1L);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body ? req->body : "");
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+	} else {
+		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
 	}
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	cc = curl_easy_perform(c);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+	/* Nothing that points into this call's stack or the caller's body stays set. */
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
-	curl_slist_free_all(hdrs);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, NULL);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, NULL);
+	if (post) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, NULL);
+		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+	}
 	if (cc != CURLE_OK) {
 		if (x.too_big || cc == CURLE_FILESIZE_EXCEEDED) {
 			snprintf(h->cause, sizeof h->cause, "%s %s: response larger than %zu bytes", req->method, req->url,
