@@ -15,7 +15,16 @@
  *              written 0400 into the credential dir; verdict, receipts and the evidence bundle
  *              into the output dir.
  *
- * The rootfs record's content in the sluice event log is the 32-byte root digest. */
+ * The rootfs record's content in the sluice event log is the 32-byte root digest.
+ *
+ * agent_attest_run fetches the challenge while the root is measured: the nonce request does not
+ * depend on the digest, and under emulation its round trip (plus the first connection's set-up)
+ * is time the gate would otherwise wait. A child process does only the HTTP exchange and the
+ * parsing, and hands the result back over a pipe. The measurement's failure wins: its error is
+ * reported, the child is killed and its nonce dropped unused. A nonce older than
+ * EARLY_NONCE_MAX_AGE when the measurement is done (a large or slow root) is dropped too and a
+ * fresh one fetched, so the overlap makes the evidence at most that much later in the nonce's
+ * lifetime. The wait for the child is bounded by its HTTP timeout plus a grace. */
 #include "agent/agent.h"
 #include "agent/verifier-client.h"
 #include "bundle/bundle.h"
@@ -23,17 +32,24 @@
 #include "quote/quote.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #define DEFAULT_EVENTLOG "/sys/kernel/security/tpm0/binary_bios_measurements"
 #define SLOG_FILE "sluice-eventlog.cbor"
+#define EARLY_NONCE_MAX_AGE 5.0 /* seconds: an overlapped challenge older than this is refetched */
+#define CHALLENGE_GRACE 2.0     /* seconds past the child's HTTP timeout before it is stopped */
 
 struct agent_attest_state {
 	struct agent_attest_cfg cfg;
@@ -245,35 +261,201 @@ int agent_attest_extend(struct agent_attest_state *s, uint32_t type, const uint8
 	return save_slog(s, why, whylen);
 }
 
-int agent_attest_challenge(struct agent_attest_state *s, char *why, size_t whylen)
+/* One challenge exchange; touches nothing but *c (so a worker thread may run it). */
+struct challenge {
+	struct agent_http_opts http;
+	const char *url, *host_id;
+	int rc; /* 0: nonce + sel valid; else why */
+	uint8_t nonce[QUOTE_NONCE_MAX];
+	size_t nonce_len;
+	struct quote_pcr_selection sel;
+	char pcrs[160]; /* the selection as the verifier wrote it (for the progress line) */
+	char why[1024];
+	double started, seconds;
+};
+
+static void challenge_fetch(struct challenge *c)
 {
-	json_t *req = json_pack("{s:s}", "host_id", s->cfg.host_id), *ans = NULL;
+	json_t *req = json_pack("{s:s}", "host_id", c->host_id), *ans = NULL;
 	char err[768], title[128];
 	const char *nonce, *pcrs;
-	uint8_t nb[QUOTE_NONCE_MAX];
 	long n;
-	int rc = -1;
 
-	s->http.timeout = remaining(s);
-	if (agent_vc_post(&s->http, s->cfg.verifier_url, "/v1/challenge", req, &ans, title, sizeof title, err,
-			  sizeof err) != 200) {
-		snprintf(why, whylen, "challenge: %s", err);
+	c->rc = -1;
+	c->started = agent_now();
+	if (!req) {
+		snprintf(c->why, sizeof c->why, "challenge: out of memory");
+		goto out;
+	}
+	if (agent_vc_post(&c->http, c->url, "/v1/challenge", req, &ans, title, sizeof title, err, sizeof err) != 200) {
+		snprintf(c->why, sizeof c->why, "challenge: %s", err);
 		goto out;
 	}
 	nonce = json_string_value(json_object_get(ans, "nonce"));
 	pcrs = json_string_value(json_object_get(ans, "pcrs"));
-	if (!nonce || !pcrs || (n = agent_unhex(nonce, nb, sizeof nb)) < 8 ||
-	    quote_pcr_selection_parse(pcrs, &s->sel) != QUOTE_OK) {
-		snprintf(why, whylen, "challenge: the verifier's answer lacks a nonce (8..64 bytes hex) or a PCR selection");
+	if (!nonce || !pcrs || (n = agent_unhex(nonce, c->nonce, sizeof c->nonce)) < 8 ||
+	    quote_pcr_selection_parse(pcrs, &c->sel) != QUOTE_OK) {
+		snprintf(c->why, sizeof c->why,
+			 "challenge: the verifier's answer lacks a nonce (8..64 bytes hex) or a PCR selection");
 		goto out;
 	}
-	agent_attest_set(s, AGENT_PART_NONCE, nb, (size_t)n);
-	rc = 0;
-	step_done(s, "challenge", pcrs);
+	c->nonce_len = (size_t)n;
+	snprintf(c->pcrs, sizeof c->pcrs, "%s", pcrs);
+	c->rc = 0;
 out:
+	c->seconds = agent_now() - c->started;
 	json_decref(req);
 	json_decref(ans);
-	return rc;
+}
+
+/* Take a fetched challenge into the state (or its failure into why). */
+static int challenge_apply(struct agent_attest_state *s, const struct challenge *c, const char *note, char *why,
+			   size_t whylen)
+{
+	char line[256];
+	if (c->rc != 0) {
+		snprintf(why, whylen, "%s", c->why);
+		return -1;
+	}
+	if (agent_attest_set(s, AGENT_PART_NONCE, c->nonce, c->nonce_len) != 0) {
+		snprintf(why, whylen, "challenge: out of memory");
+		return -1;
+	}
+	s->sel = c->sel;
+	snprintf(line, sizeof line, "%s%s", c->pcrs, note ? note : "");
+	step_done(s, "challenge", line);
+	return 0;
+}
+
+static void challenge_init(struct agent_attest_state *s, struct challenge *c)
+{
+	memset(c, 0, sizeof *c);
+	c->http = s->http;
+	c->http.timeout = remaining(s);
+	c->url = s->cfg.verifier_url;
+	c->host_id = s->cfg.host_id;
+}
+
+int agent_attest_challenge(struct agent_attest_state *s, char *why, size_t whylen)
+{
+	struct challenge c;
+	challenge_init(s, &c);
+	challenge_fetch(&c);
+	return challenge_apply(s, &c, NULL, why, whylen);
+}
+
+/* The challenge in a child process, overlapping the measurement: it runs challenge_fetch and
+ * writes the result (a fixed-size struct, less than PIPE_BUF: one atomic write) into a pipe.
+ * A process rather than a thread, so it can be stopped at any moment (SIGKILL) without leaving
+ * a thread inside libcurl or OpenSSL while the caller returns and exits. Called while the
+ * process is single-threaded (`sluice attest`, the `sluice boot` child). */
+struct challenge_job {
+	pid_t pid;
+	int fd;
+	double timeout;
+};
+
+static void challenge_drop(struct challenge_job *j)
+{
+	kill(j->pid, SIGKILL);
+	close(j->fd);
+	while (waitpid(j->pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	free(j);
+}
+
+/* Start the child; NULL when it cannot be started (the caller then fetches in line). */
+static struct challenge_job *challenge_start(struct agent_attest_state *s)
+{
+	struct challenge_job *j = calloc(1, sizeof *j);
+	int p[2];
+
+	if (!j)
+		return NULL;
+	if (pipe2(p, O_CLOEXEC) != 0) {
+		free(j);
+		return NULL;
+	}
+	fflush(NULL); /* nothing buffered is written twice */
+	j->pid = fork();
+	if (j->pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		free(j);
+		return NULL;
+	}
+	if (j->pid == 0) {
+		struct challenge c;
+		const char *b = (const char *)&c;
+		size_t off = 0;
+		close(p[0]);
+		challenge_init(s, &c);
+		challenge_fetch(&c);
+		while (off < sizeof c) {
+			ssize_t w = write(p[1], b + off, sizeof c - off);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				break;
+			off += (size_t)w;
+		}
+		_exit(0);
+	}
+	close(p[1]);
+	j->fd = p[0];
+	j->timeout = remaining(s);
+	return j;
+}
+
+/* Wait (bounded: the child's HTTP timeout plus a grace) for the child's challenge and take it;
+ * consumes the job. */
+static int challenge_finish(struct agent_attest_state *s, struct challenge_job *j, char *why, size_t whylen)
+{
+	double limit = j->timeout + CHALLENGE_GRACE, until = agent_now() + limit;
+	struct challenge c;
+	char *b = (char *)&c, note[96];
+	size_t off = 0;
+
+	memset(&c, 0, sizeof c);
+	while (off < sizeof c) {
+		struct pollfd pfd = {.fd = j->fd, .events = POLLIN};
+		double left = until - agent_now();
+		ssize_t r;
+		int pr;
+		if (left <= 0) {
+			challenge_drop(j);
+			snprintf(why, whylen, "challenge: %s: no answer within %.0fs", s->cfg.verifier_url, limit);
+			return -1;
+		}
+		pr = poll(&pfd, 1, (int)(left * 1000) + 1);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr <= 0)
+			continue; /* timeout: the loop head decides */
+		r = read(j->fd, b + off, sizeof c - off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			challenge_drop(j);
+			snprintf(why, whylen, "challenge: the challenge process ended without an answer");
+			return -1;
+		}
+		off += (size_t)r;
+	}
+	challenge_drop(j);
+	/* only the results count (the pointers are the child's); bounds as if untrusted */
+	c.why[sizeof c.why - 1] = 0;
+	c.pcrs[sizeof c.pcrs - 1] = 0;
+	if (c.rc == 0 && (c.nonce_len < 8 || c.nonce_len > sizeof c.nonce)) {
+		snprintf(why, whylen, "challenge: the challenge process returned a malformed nonce");
+		return -1;
+	}
+	if (c.rc == 0 && agent_now() - c.started > EARLY_NONCE_MAX_AGE)
+		/* the measurement took long: a fresh nonce, so the evidence is not later in the nonce's
+		 * lifetime than without the overlap */
+		return agent_attest_challenge(s, why, whylen);
+	snprintf(note, sizeof note, " (fetched while measuring: %.2fs)", c.seconds);
+	return challenge_apply(s, &c, note, why, whylen);
 }
 
 struct tpm_signer {
@@ -605,16 +787,25 @@ int agent_attest_release(struct agent_attest_state *s, char *why, size_t whylen)
 int agent_attest_run(const struct agent_attest_cfg *cfg, char *why, size_t whylen)
 {
 	struct agent_attest_state *s = NULL;
+	struct challenge_job *job;
 	int rc = 1;
 
 	if (whylen)
 		why[0] = 0;
 	if (agent_attest_state_new(cfg, &s, why, whylen))
 		return 1;
-	if (agent_attest_measure(s, why, whylen) == 0 && agent_attest_challenge(s, why, whylen) == 0 &&
+	/* the challenge overlaps the measurement (see the top of this file) */
+	job = challenge_start(s);
+	if (agent_attest_measure(s, why, whylen) != 0) {
+		if (job) /* the measurement's error is the one that counts; the nonce goes unused */
+			challenge_drop(job);
+		goto out;
+	}
+	if ((job ? challenge_finish(s, job, why, whylen) : agent_attest_challenge(s, why, whylen)) == 0 &&
 	    agent_attest_evidence(s, why, whylen) == 0 && agent_attest_register(s, why, whylen) == 0 &&
 	    agent_attest_appraise(s, why, whylen) == 0 && agent_attest_release(s, why, whylen) == 0)
 		rc = 0;
+out:
 	agent_attest_state_free(s);
 	return rc;
 }
