@@ -29,6 +29,7 @@ struct scrapi_client {
 	char post_url[2300];
 	CURLU *post_u;
 	char *post_scheme, *post_host, *post_port;
+	char origin_url[2048]; /* "/" resolved against post_url by libcurl, without the "/" ("" if unknown) */
 };
 
 static void fmt(char *dst, size_t cap, const char *f, ...) __attribute__((format(printf, 3, 4)));
@@ -61,6 +62,7 @@ static void sleep_s(double s)
 const char *scrapi_last_cause(const struct scrapi_client *c) { return c ? c->cause : ""; }
 
 static int origin(CURLU *u, char **scheme, char **host, char **port);
+static int resolve_c(struct scrapi_client *c, const char *ref, const char *loc, char *out, size_t cap);
 
 static void post_url_free(struct scrapi_client *c)
 {
@@ -116,6 +118,11 @@ enum scrapi_err scrapi_client_new(const struct scrapi_cfg *cfg, struct scrapi_cl
 	if (!(c->post_u = curl_url()) || curl_url_set(c->post_u, CURLUPART_URL, c->post_url, 0) != CURLUE_OK ||
 	    origin(c->post_u, &c->post_scheme, &c->post_host, &c->post_port) != 0)
 		post_url_free(c);
+	if (!c->post_u || resolve_c(c, c->post_url, "/", c->origin_url, sizeof c->origin_url) != 0 ||
+	    !*c->origin_url || c->origin_url[strlen(c->origin_url) - 1] != '/')
+		c->origin_url[0] = 0;
+	else
+		c->origin_url[strlen(c->origin_url) - 1] = 0;
 	*ret = c;
 	return SCRAPI_OK;
 }
@@ -224,7 +231,26 @@ out:
 	return rc;
 }
 
-/* resolve(), with the POST URL's parse and origin from the client when ref is that URL. */
+/* 1 if loc is an absolute path made of [A-Za-z0-9_-] segments ("/entries/17"): resolved against
+ * any URL it is that URL's origin followed by loc, exactly as libcurl writes it (no dot
+ * segments, escapes, query or fragment to normalise; no "//" that would name a host). */
+static int plain_path(const char *loc)
+{
+	size_t n = strlen(loc);
+	if (n < 2 || loc[0] != '/' || loc[n - 1] == '/')
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		char ch = loc[i];
+		if (ch == '/' ? loc[i - 1] == '/'
+			      : !((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+				  ch == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+/* resolve(), with the POST URL's parse and origin from the client when ref is that URL (and for
+ * the service's usual "/entries/ID", its origin as libcurl wrote it once, followed by the path). */
 static int resolve_c(struct scrapi_client *c, const char *ref, const char *loc, char *out, size_t cap)
 {
 	CURLU *u;
@@ -233,6 +259,14 @@ static int resolve_c(struct scrapi_client *c, const char *ref, const char *loc, 
 
 	if (!c->post_u || strcmp(ref, c->post_url) != 0)
 		return resolve(ref, loc, out, cap);
+	if (c->origin_url[0] && plain_path(loc)) {
+		size_t on = strlen(c->origin_url), ln = strlen(loc);
+		if (on + ln >= cap)
+			return -1;
+		memcpy(out, c->origin_url, on);
+		memcpy(out + on, loc, ln + 1);
+		return 0;
+	}
 	if (!(u = curl_url_dup(c->post_u)))
 		return -1;
 	if (curl_url_set(u, CURLUPART_URL, loc, 0) != CURLUE_OK || curl_url_get(u, CURLUPART_URL, &s, 0) != CURLUE_OK ||

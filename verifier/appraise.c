@@ -82,7 +82,7 @@ static int step_ak(struct appraisal *a)
 	enum verifier_err ve;
 
 	memset(&d, 0, sizeof d);
-	if (quote_public_parse(a->ev->ak_public.ptr, a->ev->ak_public.len, &info, &d) != QUOTE_OK)
+	if (verifier_keycache_public_info(a->svc->keys, a->ev->ak_public.ptr, a->ev->ak_public.len, &info, &d) != QUOTE_OK)
 		return fail(a, BUNDLE_TV_INSTANCE_IDENTITY,
 			    verifier_reason("ak.unknown", "{s:s}", "why", d.detail[0] ? d.detail : "AK public malformed"));
 	ve = verifier_store_host_by_ak(a->svc->store, info.name, info.name_len, &a->host);
@@ -439,7 +439,7 @@ static int make_release(struct appraisal *a, uint8_t **ret, size_t *ret_len)
 	memcpy(aad + sizeof RELEASE_AAD - 1, a->stmt_hash, 32);
 	out = malloc(4 + 4 + cred_len + 12 + 4 + pt_len + 16);
 	if (!out || !(ctx = EVP_CIPHER_CTX_new()) ||
-	    EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, iv) != 1 ||
+	    EVP_EncryptInit_ex(ctx, verifier_aes256gcm(), NULL, key, iv) != 1 ||
 	    EVP_EncryptUpdate(ctx, NULL, &outl, aad, (int)sizeof aad) != 1)
 		goto out;
 	memcpy(out, RELEASE_MAGIC, 4);

@@ -32,8 +32,7 @@ struct kc_entry {
 	EVP_PKEY *pkey;
 	EVP_PKEY_CTX *vctx; /* EC keys: EVP_PKEY_verify_init done; duplicated per verification */
 	struct bundle_key *bkey;
-	uint8_t name[QUOTE_NAME_MAX];
-	size_t name_len;
+	struct quote_public_info info; /* quote_public_parse of the bytes (type, attributes, name) */
 };
 
 /* An enrolled EK prepared for MakeCredential (libquote's quote_ek), by SHA-256 of its
@@ -88,9 +87,12 @@ static size_t slot_of(const uint8_t *h)
 	return s & (SLOTS - 1);
 }
 
-/* The entry for pub, created on first use. NULL if the key is unusable or the cache is full
- * (callers then take the slow path). Entries are never modified after insertion. */
-static const struct kc_entry *lookup(struct verifier_keycache *kc, const uint8_t *pub, size_t len)
+/* The entry for pub, created on first use if create. NULL if the key is unusable, not cached
+ * (!create) or the cache is full (callers then take the slow path). Entries are never modified
+ * after insertion. Only keys that passed a check are created (an enrolled AK whose quote
+ * signature is being checked, a statement key its AK certified), so that anonymous requests
+ * cannot fill the table. */
+static const struct kc_entry *lookup(struct verifier_keycache *kc, const uint8_t *pub, size_t len, int create)
 {
 	uint8_t h[VERIFIER_HASH_LEN];
 	size_t i;
@@ -111,7 +113,7 @@ static const struct kc_entry *lookup(struct verifier_keycache *kc, const uint8_t
 			break;
 		}
 	pthread_rwlock_unlock(&kc->lock);
-	if (found)
+	if (found || !create)
 		return found;
 
 	/* Build outside the lock. */
@@ -133,8 +135,7 @@ static const struct kc_entry *lookup(struct verifier_keycache *kc, const uint8_t
 		EVP_PKEY_CTX_free(n.vctx); /* verified through EVP_DigestVerify instead */
 		n.vctx = NULL;
 	}
-	memcpy(n.name, info.name, info.name_len);
-	n.name_len = info.name_len;
+	n.info = info;
 
 	pthread_rwlock_wrlock(&kc->lock);
 	for (i = slot_of(h); kc->slots[i].pkey; i = (i + 1) & (SLOTS - 1))
@@ -209,7 +210,7 @@ int verifier_keycache_sig_verify(struct verifier_keycache *kc, const uint8_t *pu
 					   const uint8_t *msg, size_t msg_len, const uint8_t *sig, size_t sig_len,
 					   struct quote_diag *diag)
 {
-	const struct kc_entry *e = lookup(kc, pub, pub_len);
+	const struct kc_entry *e = lookup(kc, pub, pub_len, 1);
 	int r = e ? ecdsa_verify(e, msg, msg_len, sig, sig_len) : -1;
 	if (r < 0)
 		return quote_signature_verify(pub, pub_len, msg, msg_len, sig, sig_len, diag);
@@ -227,7 +228,7 @@ int verifier_keycache_certify_verify(struct verifier_keycache *kc, const uint8_t
 					       size_t sig_len, const uint8_t *sk_pub, size_t sk_len,
 					       const uint8_t *qualifying, size_t qlen, struct quote_diag *diag)
 {
-	const struct kc_entry *ak = lookup(kc, ak_pub, ak_len);
+	const struct kc_entry *ak = lookup(kc, ak_pub, ak_len, 1);
 	struct quote_attest_info ai;
 	struct quote_public_info sk;
 	enum quote_err qe;
@@ -250,8 +251,15 @@ int verifier_keycache_certify_verify(struct verifier_keycache *kc, const uint8_t
 		snprintf(diag->detail, sizeof diag->detail, "the certification is not for this nonce");
 		return QUOTE_ERR_NONCE;
 	}
-	if ((qe = quote_public_parse(sk_pub, sk_len, &sk, diag)) != QUOTE_OK)
-		return qe;
+	/* The statement key's name and attributes: from the cache when an earlier appraisal
+	 * added it (step 11 adds it once this certification has passed), else parsed here. */
+	{
+		const struct kc_entry *ske = lookup(kc, sk_pub, sk_len, 0);
+		if (ske)
+			sk = ske->info;
+		else if ((qe = quote_public_parse(sk_pub, sk_len, &sk, diag)) != QUOTE_OK)
+			return qe;
+	}
 	if (ai.certified_name_len != sk.name_len || memcmp(ai.certified_name, sk.name, sk.name_len) != 0) {
 		snprintf(diag->detail, sizeof diag->detail, "the certification is for another key");
 		return QUOTE_ERR_NAME;
@@ -259,11 +267,21 @@ int verifier_keycache_certify_verify(struct verifier_keycache *kc, const uint8_t
 	return quote_check_sk(&sk, diag);
 }
 
+int verifier_keycache_public_info(struct verifier_keycache *kc, const uint8_t *pub, size_t len,
+					    struct quote_public_info *ret, struct quote_diag *diag)
+{
+	const struct kc_entry *e = lookup(kc, pub, len, 0);
+	if (!e)
+		return quote_public_parse(pub, len, ret, diag);
+	*ret = e->info;
+	return QUOTE_OK;
+}
+
 /* The statement key as a bundle_key (borrowed from the cache, valid while the service runs),
  * or NULL: then the caller builds one itself. */
 const struct bundle_key *verifier_keycache_bundle_key(struct verifier_keycache *kc, const uint8_t *pub, size_t len)
 {
-	const struct kc_entry *e = lookup(kc, pub, len);
+	const struct kc_entry *e = lookup(kc, pub, len, 1);
 	return e ? e->bkey : NULL;
 }
 

@@ -40,6 +40,16 @@ int verifier_sha256(const void *buf, size_t len, uint8_t out[VERIFIER_HASH_LEN])
 	return 0;
 }
 
+static EVP_CIPHER *gcm_cipher;
+static pthread_once_t gcm_once = PTHREAD_ONCE_INIT;
+static void gcm_fetch(void) { gcm_cipher = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL); }
+
+const EVP_CIPHER *verifier_aes256gcm(void)
+{
+	pthread_once(&gcm_once, gcm_fetch);
+	return gcm_cipher ? gcm_cipher : EVP_aes_256_gcm();
+}
+
 void verifier_hex(const uint8_t *in, size_t len, char *out)
 {
 	static const char d[] = "0123456789abcdef";

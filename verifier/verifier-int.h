@@ -301,6 +301,11 @@ int verifier_keycache_certify_verify(struct verifier_keycache *kc, const uint8_t
 				     const uint8_t *sk_pub, size_t sk_len, const uint8_t *qualifying, size_t qlen,
 				     struct quote_diag *diag);
 const struct bundle_key *verifier_keycache_bundle_key(struct verifier_keycache *kc, const uint8_t *pub, size_t len);
+/* quote_public_parse, answered from the cache when the key is in it (never adds it: anyone
+ * can send an AK public). Returns an enum quote_err value. */
+struct quote_public_info;
+int verifier_keycache_public_info(struct verifier_keycache *kc, const uint8_t *pub, size_t len,
+				  struct quote_public_info *ret, struct quote_diag *diag);
 /* An enrolled EK prepared for MakeCredential (quote_ek_new, once per EK), or NULL: then
  * quote_make_credential. Borrowed; valid while the service runs. */
 struct quote_ek;
@@ -310,6 +315,9 @@ const struct quote_ek *verifier_keycache_ek(struct verifier_keycache *kc, const 
 /* SHA-256 of buf into out (32 bytes) with an EVP_MD fetched once per process: EVP_sha256()
  * makes OpenSSL 3 fetch the provider's implementation on every EVP_Digest. 0 or -1. */
 int verifier_sha256(const void *buf, size_t len, uint8_t out[VERIFIER_HASH_LEN]);
+/* AES-256-GCM fetched once (the release's cipher), for the same reason. */
+struct evp_cipher_st;
+const struct evp_cipher_st *verifier_aes256gcm(void);
 
 /* ---- time ---- */
 int64_t verifier_now(void);      /* wall clock, seconds since the epoch */
