@@ -4,7 +4,8 @@
  * unwrap; keys that are not EKs are not cached. ECDSA signatures checked through a cached
  * AK (a verification context prepared once, duplicated per check) give the same answer as
  * libquote's quote_signature_verify, refuse a changed message, a changed signature and
- * another key's signature, also from several threads at once. No TPM: the EK is a software RSA key, and
+ * another key's signature, also from several threads at once; a statement key's certification
+ * is judged the same whether the key's parsed public is read from the cache or not. No TPM: the EK is a software RSA key, and
  * the unwrapping is TPM2_ActivateCredential's arithmetic (Part 1 §24) written out with
  * OpenSSL here (the real TPM does it in tests/integration/verifier_e2e.sh). */
 #include "tests/unit/t.h"
@@ -210,7 +211,18 @@ static void test_prepared_ek_refuses_what_make_credential_refuses(void)
 
 /* A TPM2B_PUBLIC for a software P-256 key with an AK's attributes (restricted signing,
  * ECDSA/SHA-256). */
-static size_t make_ak_pub(EVP_PKEY *k, uint8_t *out, size_t cap)
+#define AK_ATTRS                                                                                                       \
+	(TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_SIGN_ENCRYPT | TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |            \
+	 TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH)
+#define SK_ATTRS                                                                                                       \
+	(TPMA_OBJECT_SIGN_ENCRYPT | TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |   \
+	 TPMA_OBJECT_USERWITHAUTH)
+
+static size_t make_ecc_pub(EVP_PKEY *k, uint32_t attrs, uint8_t *out, size_t cap);
+static size_t make_ak_pub(EVP_PKEY *k, uint8_t *out, size_t cap) { return make_ecc_pub(k, AK_ATTRS, out, cap); }
+
+/* A TPM2B_PUBLIC for a software P-256 key with attributes attrs, ECDSA/SHA-256. */
+static size_t make_ecc_pub(EVP_PKEY *k, uint32_t attrs, uint8_t *out, size_t cap)
 {
 	TPM2B_PUBLIC p;
 	TPMT_PUBLIC *t = &p.publicArea;
@@ -225,8 +237,7 @@ static size_t make_ak_pub(EVP_PKEY *k, uint8_t *out, size_t cap)
 	}
 	t->type = TPM2_ALG_ECC;
 	t->nameAlg = TPM2_ALG_SHA256;
-	t->objectAttributes = TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_SIGN_ENCRYPT | TPMA_OBJECT_FIXEDTPM |
-			      TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH;
+	t->objectAttributes = attrs;
 	t->parameters.eccDetail.symmetric.algorithm = TPM2_ALG_NULL;
 	t->parameters.eccDetail.scheme.scheme = TPM2_ALG_ECDSA;
 	t->parameters.eccDetail.scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
@@ -324,6 +335,97 @@ static void test_cached_ak_ecdsa_accepts_and_refuses_like_libquote(void)
 	verifier_keycache_free(kc);
 }
 
+/* A marshalled TPMS_ATTEST of TPM2_Certify: signer ak, extraData nonce, certified name. */
+static size_t make_certify(const uint8_t *nonce, size_t nlen, const uint8_t *name, size_t name_len, uint8_t *out,
+			   size_t cap)
+{
+	TPMS_ATTEST a;
+	struct quote_public_info ak;
+	struct quote_diag d;
+	size_t off = 0;
+
+	memset(&a, 0, sizeof a);
+	if (quote_public_parse(ak_pub, ak_pub_len, &ak, &d) != QUOTE_OK)
+		return 0;
+	a.magic = TPM2_GENERATED_VALUE;
+	a.type = TPM2_ST_ATTEST_CERTIFY;
+	a.qualifiedSigner.size = (UINT16)ak.name_len;
+	memcpy(a.qualifiedSigner.name, ak.name, ak.name_len);
+	a.extraData.size = (UINT16)nlen;
+	memcpy(a.extraData.buffer, nonce, nlen);
+	a.attested.certify.name.size = (UINT16)name_len;
+	memcpy(a.attested.certify.name.name, name, name_len);
+	if (Tss2_MU_TPMS_ATTEST_Marshal(&a, out, cap, &off) != TSS2_RC_SUCCESS)
+		return 0;
+	return off;
+}
+
+/* The statement key's certification through the cache: same answers whether the statement key
+ * is cached (its name and attributes read from the entry) or not (parsed). */
+static void test_cached_certification_checks_name_nonce_and_key(void)
+{
+	struct verifier_keycache *kc = NULL;
+	EVP_PKEY *sk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256"), *sk2 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	uint8_t sk_pub[512], sk2_pub[512], sk3_pub[512], rsk_pub[512], att[512], ratt[512], sig[72], rsig[72];
+	size_t skl, sk2l, sk3l, rskl, al, ral;
+	struct quote_public_info info;
+	struct quote_diag d;
+	static const uint8_t nonce[32] = {7, 7, 7}, other_nonce[32] = {8};
+
+	T_CHECK(sk && sk2);
+	skl = make_ecc_pub(sk, SK_ATTRS, sk_pub, sizeof sk_pub);
+	sk2l = make_ecc_pub(sk2, SK_ATTRS, sk2_pub, sizeof sk2_pub);
+	sk3l = make_ecc_pub(other_priv, SK_ATTRS, sk3_pub, sizeof sk3_pub);
+	rskl = make_ecc_pub(sk2, SK_ATTRS | TPMA_OBJECT_RESTRICTED, rsk_pub, sizeof rsk_pub); /* not a statement key */
+	T_CHECK(skl && sk2l && sk3l && rskl);
+	memset(&d, 0, sizeof d);
+	T_EQ_INT(quote_public_parse(sk_pub, skl, &info, &d), QUOTE_OK);
+	al = make_certify(nonce, sizeof nonce, info.name, info.name_len, att, sizeof att);
+	T_EQ_INT(quote_public_parse(rsk_pub, rskl, &info, &d), QUOTE_OK);
+	ral = make_certify(nonce, sizeof nonce, info.name, info.name_len, ratt, sizeof ratt);
+	T_CHECK(al && ral);
+	T_EQ_INT(ecdsa_sign_tpm(ak_priv, att, al, sig), 72);
+	T_EQ_INT(ecdsa_sign_tpm(ak_priv, ratt, ral, rsig), 72);
+	T_EQ_INT(verifier_keycache_new(&kc), 0);
+#define CERTIFY(a, al_, s, pub, publ, n)                                                                               \
+	(memset(&d, 0, sizeof d),                                                                                      \
+	 verifier_keycache_certify_verify(kc, ak_pub, ak_pub_len, a, al_, s, 72, pub, publ, n, sizeof n, &d))
+	for (int cached = 0; cached < 2; cached++) {
+		T_EQ_INT(CERTIFY(att, al, sig, sk_pub, skl, nonce), QUOTE_OK);
+		/* a certification of sk presented with another key (cached or not) */
+		T_EQ_INT(CERTIFY(att, al, sig, sk2_pub, sk2l, nonce), QUOTE_ERR_NAME);
+		T_EQ_INT(CERTIFY(att, al, sig, sk3_pub, sk3l, nonce), QUOTE_ERR_NAME);
+		/* for another nonce */
+		T_EQ_INT(CERTIFY(att, al, sig, sk_pub, skl, other_nonce), QUOTE_ERR_NONCE);
+		/* a certified key that is no statement key */
+		T_EQ_INT(CERTIFY(ratt, ral, rsig, rsk_pub, rskl, nonce), QUOTE_ERR_KEY_ATTRS);
+		/* the AK's signature over a changed certification */
+		att[al - 1] ^= 1;
+		T_EQ_INT(CERTIFY(att, al, sig, sk_pub, skl, nonce), QUOTE_ERR_SIGNATURE);
+		att[al - 1] ^= 1;
+		/* as step 11 does once a certification passed: the keys enter the cache */
+		T_CHECK(verifier_keycache_bundle_key(kc, sk_pub, skl) != NULL);
+		T_CHECK(verifier_keycache_bundle_key(kc, sk2_pub, sk2l) != NULL);
+		T_CHECK(verifier_keycache_bundle_key(kc, rsk_pub, rskl) != NULL);
+		/* and the public info read from the cache is the parsed one */
+		{
+			struct quote_public_info a, b;
+			memset(&a, 0, sizeof a);
+			memset(&b, 0, sizeof b);
+			T_EQ_INT(verifier_keycache_public_info(kc, sk_pub, skl, &a, &d), QUOTE_OK);
+			T_EQ_INT(quote_public_parse(sk_pub, skl, &b, &d), QUOTE_OK);
+			T_CHECK(a.name_len == b.name_len && memcmp(a.name, b.name, a.name_len) == 0 &&
+				a.attributes == b.attributes && a.type == b.type);
+			/* malformed bytes are refused, not cached */
+			T_CHECK(verifier_keycache_public_info(kc, sk_pub, skl - 1, &a, &d) != QUOTE_OK);
+		}
+	}
+#undef CERTIFY
+	verifier_keycache_free(kc);
+	EVP_PKEY_free(sk);
+	EVP_PKEY_free(sk2);
+}
+
 struct worker {
 	struct verifier_keycache *kc;
 	const uint8_t *good, *bad;
@@ -387,6 +489,7 @@ int main(void)
 		return 1;
 	T_RUN(test_cached_ak_ecdsa_accepts_and_refuses_like_libquote);
 	T_RUN(test_cached_ak_ecdsa_from_several_threads);
+	T_RUN(test_cached_certification_checks_name_nonce_and_key);
 	EVP_PKEY_free(ak_priv);
 	EVP_PKEY_free(other_priv);
 	EVP_PKEY_free(ek_priv);
