@@ -14,7 +14,7 @@
 #   -T FILE          pinned TS key        -> /etc/sluice/keys/ts.pem
 #   -i FILE          /init to use (default: initramfs/init next to this script)
 #   -a SRC:DEST      add a file (repeatable; DEST is a path inside the image)
-#   -m MODULE        load one more kernel module at boot (repeatable)
+#   -m MODULE        load one more kernel module at boot, with the root disk's (repeatable)
 #
 # Contents: busybox-static and its applet links, the kernel modules for a virtio disk + network and
 # ext4 (with their dependencies, depmod'ed), sluice with its `ldd` closure plus
@@ -29,8 +29,12 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out= kroot= kver= sluice= conf= vkey= tkey= init=$here/init
 adds=() extra_mods=() comp=${MKINITRAMFS_COMP:-none}
-MODULES="virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk \
-failover net_failover virtio_net virtio_rng crc16 mbcache jbd2 crc32c_generic ext4"
+# The root disk's modules (loaded first) and the network's (virtio_rng seeds the CRNG the first
+# network step needs): /init loads the second list in the background while sluice starts.
+STORAGE_MODULES="virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci \
+crc16 mbcache jbd2 crc32c_generic ext4 virtio_blk"
+NET_MODULES="failover net_failover virtio_net virtio_rng"
+MODULES="$STORAGE_MODULES $NET_MODULES"
 
 usage() { awk 'NR > 1 && !/^#/ {exit} NR > 1' "$0" | sed 's/^# \{0,1\}//'; }
 while getopts "o:k:K:s:c:V:T:i:a:m:z:h" opt; do
@@ -104,7 +108,8 @@ for f in modules.order modules.builtin modules.builtin.modinfo; do
 	[ -e "$kroot/lib/modules/$kver/$f" ] && cp "$kroot/lib/modules/$kver/$f" "lib/modules/$kver/"
 done
 depmod -b "$stage" "$kver"
-printf '%s\n' $MODULES "${extra_mods[@]+"${extra_mods[@]}"}" >etc/modules-load
+printf '%s\n' $STORAGE_MODULES "${extra_mods[@]+"${extra_mods[@]}"}" >etc/modules-load
+printf '%s\n' $NET_MODULES >etc/modules-load.net
 
 # the gate: sluice and its library closure
 strip_copy() { # FILE: drop symbols and debug info the loader does not need (a copy, never the original)
