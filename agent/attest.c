@@ -41,6 +41,7 @@
 #include <string.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -368,6 +369,7 @@ static void challenge_drop(struct challenge_job *j)
 static struct challenge_job *challenge_start(struct agent_attest_state *s)
 {
 	struct challenge_job *j = calloc(1, sizeof *j);
+	pid_t parent;
 	int p[2];
 
 	if (!j)
@@ -377,6 +379,7 @@ static struct challenge_job *challenge_start(struct agent_attest_state *s)
 		return NULL;
 	}
 	fflush(NULL); /* nothing buffered is written twice */
+	parent = getpid();
 	j->pid = fork();
 	if (j->pid < 0) {
 		close(p[0]);
@@ -389,6 +392,9 @@ static struct challenge_job *challenge_start(struct agent_attest_state *s)
 		const char *b = (const char *)&c;
 		size_t off = 0;
 		close(p[0]);
+		/* dies with its parent (a crash there must not leave it holding inherited pipes) */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+			_exit(1);
 		challenge_init(s, &c);
 		challenge_fetch(&c);
 		while (off < sizeof c) {
