@@ -85,7 +85,7 @@ static int step_ak(struct appraisal *a)
 	if (verifier_keycache_public_info(a->svc->keys, a->ev->ak_public.ptr, a->ev->ak_public.len, &info, &d) != QUOTE_OK)
 		return fail(a, BUNDLE_TV_INSTANCE_IDENTITY,
 			    verifier_reason("ak.unknown", "{s:s}", "why", d.detail[0] ? d.detail : "AK public malformed"));
-	ve = verifier_store_host_by_ak(a->svc->store, info.name, info.name_len, &a->host);
+	ve = verifier_store_host_keys_by_ak(a->svc->store, info.name, info.name_len, &a->host);
 	if (ve == VERIFIER_ERR_NOTFOUND)
 		return fail(a, BUNDLE_TV_INSTANCE_IDENTITY,
 			    verifier_reason("ak.unknown", "{s:o}", "ak_name", hexj(info.name, info.name_len)));
@@ -413,7 +413,8 @@ static int step_receipt(struct appraisal *a)
  * statement hash. Blob: "SLR1" || u32 len || credential file || iv(12) || u32 len || ciphertext || tag(16). */
 static int make_release(struct appraisal *a, uint8_t **ret, size_t *ret_len)
 {
-	uint8_t key[32], iv[12], tag[16];
+	uint8_t rnd[32 + 12], tag[16]; /* key || iv, one RAND_bytes call */
+	uint8_t *key = rnd, *iv = rnd + 32;
 	uint8_t *id = NULL, *sec = NULL, *cred = NULL, *out = NULL;
 	const uint8_t *pt = (const uint8_t *)a->g->release_pt;
 	size_t id_len = 0, sec_len = 0, cred_len = 0, pt_len = a->g->release_pt_len, off = 0;
@@ -426,13 +427,13 @@ static int make_release(struct appraisal *a, uint8_t **ret, size_t *ret_len)
 	diag_init(&d);
 	if (!pt)
 		goto out;
-	if (RAND_bytes(key, sizeof key) != 1 || RAND_bytes(iv, sizeof iv) != 1)
+	if (RAND_bytes(rnd, sizeof rnd) != 1)
 		goto out;
 	ek = verifier_keycache_ek(a->svc->keys, a->host.ek_pub, a->host.ek_pub_len);
-	if ((ek ? quote_ek_make_credential(ek, a->host.ak_name, a->host.ak_name_len, key, sizeof key, &id, &id_len,
+	if ((ek ? quote_ek_make_credential(ek, a->host.ak_name, a->host.ak_name_len, key, 32, &id, &id_len,
 					   &sec, &sec_len, &d)
 		: quote_make_credential(a->host.ek_pub, a->host.ek_pub_len, a->host.ak_name, a->host.ak_name_len, key,
-					sizeof key, &id, &id_len, &sec, &sec_len, &d)) != QUOTE_OK ||
+					32, &id, &id_len, &sec, &sec_len, &d)) != QUOTE_OK ||
 	    quote_credential_file_encode(id, id_len, sec, sec_len, &cred, &cred_len) != QUOTE_OK)
 		goto out;
 	memcpy(aad, RELEASE_AAD, sizeof RELEASE_AAD - 1);
@@ -471,7 +472,7 @@ static int make_release(struct appraisal *a, uint8_t **ret, size_t *ret_len)
 	out = NULL;
 	rc = 0;
 out:
-	OPENSSL_cleanse(key, sizeof key);
+	OPENSSL_cleanse(rnd, sizeof rnd);
 	EVP_CIPHER_CTX_free(ctx);
 	free(id);
 	free(sec);
@@ -492,6 +493,12 @@ static void appraisal_clear(struct appraisal *a)
 	json_decref(a->reason);
 	if (a->pol)
 		verifier_policy_put(&a->svc->pol, a->pol);
+}
+
+/* A JSON string of base64 text (NULL: ""), without jansson's UTF-8 check. */
+static json_t *ascii(const char *b64)
+{
+	return json_stringn_nocheck(b64 ? b64 : "", b64 ? strlen(b64) : 0);
 }
 
 static int get_b64(json_t *req, const char *name, size_t max, uint8_t **ret, size_t *len)
@@ -626,9 +633,10 @@ json_t *verifier_attest(struct verifier_svc *svc, json_t *req, int *status)
 	b2 = verifier_b64_encode(vstmt, vstmt_len);
 	b3 = verifier_b64_encode(vreceipt, vreceipt_len);
 	*status = 200;
-	ans = json_pack("{s:s, s:s, s:s, s:s, s:O, s:I}", "status",
-			result == VR_AFFIRMING ? "affirming" : "contraindicated", "verdict", b1 ? b1 : "",
-			"verdict_statement", b2 ? b2 : "", "verdict_receipt", b3 ? b3 : "", "reasons", reasons,
+	/* base64 is ASCII: no UTF-8 validation pass over the three strings (json_pack's "s" does one) */
+	ans = json_pack("{s:s, s:o, s:o, s:o, s:O, s:I}", "status",
+			result == VR_AFFIRMING ? "affirming" : "contraindicated", "verdict", ascii(b1),
+			"verdict_statement", ascii(b2), "verdict_receipt", ascii(b3), "reasons", reasons,
 			"expires", (json_int_t)ear.exp);
 record:
 	{

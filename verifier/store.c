@@ -16,11 +16,27 @@
 #include <sys/stat.h>
 
 #define NCACHE 24
+#define HSLOTS 2048 /* enrolments remembered by AK name (power of two; at most half used) */
+#define HNAME_MAX 68 /* TPM2B_NAME */
+
+/* What an appraisal needs of an enrolment (host id, EK, AK), by AK name: appraisals read it on
+ * every request and it changes only when a host enrols, which empties the table (under the
+ * store's mutex, like every read of it). The database is this process's alone (exclusive
+ * lock), so nothing else can change a row behind it. */
+struct hslot {
+	uint8_t ak_name[HNAME_MAX];
+	size_t ak_name_len; /* 0: free */
+	char host_id[VERIFIER_MAX_HOST_ID + 1];
+	uint8_t *ek_pub, *ak_pub;
+	size_t ek_pub_len, ak_pub_len;
+};
 
 struct verifier_store {
 	sqlite3 *db;
 	pthread_mutex_t mu;
 	char cause[256];
+	struct hslot *hosts; /* HSLOTS, or NULL (then every lookup reads the database) */
+	size_t n_hosts;
 	/* Prepared statements of the hot paths, keyed by the address of their SQL literal. */
 	struct {
 		const char *sql;
@@ -104,6 +120,43 @@ const char *verifier_store_last_cause(struct verifier_store *s)
 	return s ? s->cause : "";
 }
 
+static void hosts_clear(struct verifier_store *s)
+{
+	if (!s->hosts)
+		return;
+	for (size_t i = 0; i < HSLOTS; i++) {
+		free(s->hosts[i].ek_pub);
+		free(s->hosts[i].ak_pub);
+	}
+	memset(s->hosts, 0, HSLOTS * sizeof *s->hosts);
+	s->n_hosts = 0;
+}
+
+/* The slot of name: its entry, or the free slot where it would go. NULL if not cacheable. */
+static struct hslot *hosts_slot(struct verifier_store *s, const uint8_t *name, size_t len)
+{
+	size_t i = 0;
+	if (!s->hosts || len < 10 || len > HNAME_MAX)
+		return NULL;
+	for (size_t k = 2; k < 10; k++) /* the digest after the hash algorithm id */
+		i = i << 8 | name[k];
+	for (i &= HSLOTS - 1; s->hosts[i].ak_name_len; i = (i + 1) & (HSLOTS - 1))
+		if (s->hosts[i].ak_name_len == len && memcmp(s->hosts[i].ak_name, name, len) == 0)
+			break;
+	return &s->hosts[i];
+}
+
+static int dup_bytes(const uint8_t *b, size_t n, uint8_t **ret)
+{
+	*ret = NULL;
+	if (!n)
+		return 0;
+	if (!(*ret = malloc(n)))
+		return -1;
+	memcpy(*ret, b, n);
+	return 0;
+}
+
 enum verifier_err verifier_store_open(const char *dir, struct verifier_store **ret)
 {
 	char path[PATH_MAX];
@@ -117,6 +170,7 @@ enum verifier_err verifier_store_open(const char *dir, struct verifier_store **r
 	if (!(s = calloc(1, sizeof *s)))
 		return VERIFIER_ERR_NOMEM;
 	pthread_mutex_init(&s->mu, NULL);
+	s->hosts = calloc(HSLOTS, sizeof *s->hosts);
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
 	    SQLITE_OK)
 		goto fail;
@@ -142,6 +196,8 @@ void verifier_store_close(struct verifier_store *s)
 		return;
 	for (size_t i = 0; i < NCACHE; i++)
 		sqlite3_finalize(s->cache[i].st);
+	hosts_clear(s);
+	free(s->hosts);
 	sqlite3_close(s->db);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
@@ -238,12 +294,74 @@ enum verifier_err verifier_store_host_by_ak(struct verifier_store *s, const uint
 	return host_query(s, "SELECT " HOST_COLS " FROM hosts WHERE ak_name = ? LIMIT 1", ak_name, len, 0, ret);
 }
 
+enum verifier_err verifier_store_host_keys_by_ak(struct verifier_store *s, const uint8_t *ak_name, size_t len,
+						 struct verifier_host *ret)
+{
+	sqlite3_stmt *st = NULL;
+	enum verifier_err rc;
+	struct hslot *e;
+	int r;
+
+	memset(ret, 0, sizeof *ret);
+	pthread_mutex_lock(&s->mu);
+	e = hosts_slot(s, ak_name, len);
+	if (e && e->ak_name_len) {
+		memcpy(ret->host_id, e->host_id, sizeof ret->host_id);
+		ret->ek_pub_len = e->ek_pub_len;
+		ret->ak_pub_len = e->ak_pub_len;
+		ret->ak_name_len = len;
+		rc = dup_bytes(e->ek_pub, e->ek_pub_len, &ret->ek_pub) || dup_bytes(e->ak_pub, e->ak_pub_len, &ret->ak_pub) ||
+			     dup_bytes(ak_name, len, &ret->ak_name)
+			     ? VERIFIER_ERR_NOMEM
+			     : VERIFIER_OK;
+		goto out;
+	}
+	if (prep(s, "SELECT host_id, ek_pub, NULL, ak_pub, ak_name, enrolled_at, NULL, NULL, NULL FROM hosts "
+		    "WHERE ak_name = ? LIMIT 1",
+		 &st) != SQLITE_OK) {
+		rc = dberr(s, "prepare host query");
+		goto out;
+	}
+	sqlite3_bind_blob(st, 1, ak_name, (int)len, SQLITE_STATIC);
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW)
+		rc = read_host(st, ret);
+	else if (r == SQLITE_DONE)
+		rc = VERIFIER_ERR_NOTFOUND;
+	else
+		rc = dberr(s, "host query");
+	/* Remember a found enrolment (misses are not: anyone can send an unknown AK). */
+	if (rc == VERIFIER_OK && e && s->n_hosts < HSLOTS / 2 && ret->ak_name_len == len &&
+	    memcmp(ret->ak_name, ak_name, len) == 0) {
+		if (dup_bytes(ret->ek_pub, ret->ek_pub_len, &e->ek_pub) == 0 &&
+		    dup_bytes(ret->ak_pub, ret->ak_pub_len, &e->ak_pub) == 0) {
+			memcpy(e->ak_name, ak_name, len);
+			e->ak_name_len = len;
+			memcpy(e->host_id, ret->host_id, sizeof e->host_id);
+			e->ek_pub_len = ret->ek_pub_len;
+			e->ak_pub_len = ret->ak_pub_len;
+			s->n_hosts++;
+		} else {
+			free(e->ek_pub);
+			free(e->ak_pub);
+			memset(e, 0, sizeof *e);
+		}
+	}
+out:
+	done(s, st);
+	pthread_mutex_unlock(&s->mu);
+	if (rc != VERIFIER_OK && rc != VERIFIER_ERR_NOTFOUND)
+		verifier_host_clear(ret);
+	return rc;
+}
+
 enum verifier_err verifier_store_host_put(struct verifier_store *s, const struct verifier_host *h)
 {
 	sqlite3_stmt *st = NULL;
 	enum verifier_err rc = VERIFIER_OK;
 
 	pthread_mutex_lock(&s->mu);
+	hosts_clear(s); /* enrolments change: appraisals read them from the database again */
 	if (exec1(s, SQL_BEGIN) != SQLITE_OK) {
 		rc = dberr(s, "begin");
 		goto out;

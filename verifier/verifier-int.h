@@ -152,6 +152,10 @@ enum verifier_err verifier_store_host_get(struct verifier_store *s, const char *
 enum verifier_err verifier_store_host_by_ak(struct verifier_store *s, const uint8_t *ak_name, size_t len,
 					   struct verifier_host *ret);
 enum verifier_err verifier_store_host_put(struct verifier_store *s, const struct verifier_host *h);
+/* For an appraisal: the host id, EK and AK of the enrolment whose AK has this name (ek_cert
+ * NULL, no last verdict), from memory once read (verifier_store_host_put forgets them all). */
+enum verifier_err verifier_store_host_keys_by_ak(struct verifier_store *s, const uint8_t *ak_name, size_t len,
+						 struct verifier_host *ret);
 
 enum verifier_err verifier_store_pending_put(struct verifier_store *s, const char *id, const struct verifier_host *h,
 					     const uint8_t secret_hash[VERIFIER_HASH_LEN], int64_t expires);

@@ -166,6 +166,57 @@ static void test_store_nonces(void)
 	verifier_store_close(s);
 }
 
+/* The enrolments an appraisal reads by AK name (remembered in memory once read) follow every
+ * change: re-enrolment with another AK, an AK moving to another host id, and a restart. */
+static void test_store_host_keys_follow_enrolment(void)
+{
+	struct verifier_store *s = NULL;
+	struct verifier_host h, got;
+	uint8_t ek[] = {1, 2, 3}, ek2[] = {9, 8}, ak[] = {4, 5}, ak2[] = {6}, n1[34] = {0, 11, 1}, n2[34] = {0, 11, 2};
+	char dir[128];
+
+	snprintf(dir, sizeof dir, "%s/state-keys", tmpdir);
+	T_EQ_INT(verifier_store_open(dir, &s), VERIFIER_OK);
+	if (!s)
+		return;
+	memset(&h, 0, sizeof h);
+	strcpy(h.host_id, "host-a");
+	h.ek_pub = ek, h.ek_pub_len = sizeof ek, h.ak_pub = ak, h.ak_pub_len = sizeof ak;
+	h.ak_name = n1, h.ak_name_len = sizeof n1, h.enrolled_at = 1;
+	T_EQ_INT(verifier_store_host_keys_by_ak(s, n1, sizeof n1, &got), VERIFIER_ERR_NOTFOUND);
+	T_EQ_INT(verifier_store_host_put(s, &h), VERIFIER_OK);
+	for (int i = 0; i < 2; i++) { /* from the database, then from memory: the same */
+		T_EQ_INT(verifier_store_host_keys_by_ak(s, n1, sizeof n1, &got), VERIFIER_OK);
+		T_EQ_STR(got.host_id, "host-a");
+		T_CHECK(got.ek_pub_len == 3 && memcmp(got.ek_pub, ek, 3) == 0 && got.ak_pub_len == 2 &&
+			memcmp(got.ak_pub, ak, 2) == 0 && got.ak_name_len == 34 && memcmp(got.ak_name, n1, 34) == 0 &&
+			got.ek_cert == NULL);
+		verifier_host_clear(&got);
+	}
+	/* host-a re-enrols with another TPM: the old AK is no longer known, the new one is */
+	h.ek_pub = ek2, h.ek_pub_len = sizeof ek2, h.ak_pub = ak2, h.ak_pub_len = sizeof ak2, h.ak_name = n2;
+	T_EQ_INT(verifier_store_host_put(s, &h), VERIFIER_OK);
+	T_EQ_INT(verifier_store_host_keys_by_ak(s, n1, sizeof n1, &got), VERIFIER_ERR_NOTFOUND);
+	T_EQ_INT(verifier_store_host_keys_by_ak(s, n2, sizeof n2, &got), VERIFIER_OK);
+	T_CHECK(got.ek_pub_len == 2 && memcmp(got.ek_pub, ek2, 2) == 0);
+	verifier_host_clear(&got);
+	/* that TPM moves to host-b: its AK now names host-b */
+	strcpy(h.host_id, "host-b");
+	T_EQ_INT(verifier_store_host_put(s, &h), VERIFIER_OK);
+	T_EQ_INT(verifier_store_host_keys_by_ak(s, n2, sizeof n2, &got), VERIFIER_OK);
+	T_EQ_STR(got.host_id, "host-b");
+	verifier_host_clear(&got);
+	/* an unknown name, a truncated one */
+	T_EQ_INT(verifier_store_host_keys_by_ak(s, n2, sizeof n2 - 1, &got), VERIFIER_ERR_NOTFOUND);
+	verifier_store_close(s);
+	s = NULL;
+	T_EQ_INT(verifier_store_open(dir, &s), VERIFIER_OK);
+	T_EQ_INT(verifier_store_host_keys_by_ak(s, n2, sizeof n2, &got), VERIFIER_OK);
+	T_EQ_STR(got.host_id, "host-b");
+	verifier_host_clear(&got);
+	verifier_store_close(s);
+}
+
 static void test_store_hosts(void)
 {
 	struct verifier_store *s = NULL;
@@ -332,6 +383,7 @@ int main(void)
 	T_RUN(test_policy_reload_keeps_old);
 	T_RUN(test_store_nonces);
 	T_RUN(test_store_hosts);
+	T_RUN(test_store_host_keys_follow_enrolment);
 	T_RUN(test_b64_hex);
 	T_RUN(test_metrics);
 	T_RUN(test_cbor_bodies);
