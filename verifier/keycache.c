@@ -1,7 +1,9 @@
 /* A cache of parsed public keys (AKs and statement keys), so that an appraisal does not pay
  * OpenSSL 3's key construction (EVP_PKEY_fromdata, DER decoders: 100-300 us each) for keys it
- * has seen before. Keyed by SHA-256 of the marshalled TPM2B_PUBLIC; entries are immutable and
- * live as long as the service (bounded: when full, new keys take the slow path).
+ * has seen before. Keyed by the exact marshalled TPM2B_PUBLIC bytes, kept in the entry and
+ * compared whole (a hash with a random seed only picks the slot: a lookup costs no SHA-256);
+ * entries are immutable and live as long as the service (bounded: when full, new keys take
+ * the slow path).
  *
  * With a cached AK, ECDSA quote and certify signatures are checked here directly
  * (TPMT_SIGNATURE ECDSA/SHA-256 -> DER; SHA-256 of the message, then EVP_PKEY_verify); anything
@@ -20,6 +22,7 @@
 #include <openssl/crypto.h>
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,17 +31,21 @@
 #define SLOTS 16384 /* power of two; at most half used */
 
 struct kc_entry {
-	uint8_t hash[VERIFIER_HASH_LEN];
+	uint64_t h;        /* slot hash of pub */
+	uint8_t *pub;      /* the TPM2B_PUBLIC bytes */
+	size_t pub_len;
 	EVP_PKEY *pkey;
 	EVP_PKEY_CTX *vctx; /* EC keys: EVP_PKEY_verify_init done; duplicated per verification */
 	struct bundle_key *bkey;
 	struct quote_public_info info; /* quote_public_parse of the bytes (type, attributes, name) */
 };
 
-/* An enrolled EK prepared for MakeCredential (libquote's quote_ek), by SHA-256 of its
+/* An enrolled EK prepared for MakeCredential (libquote's quote_ek), by its exact
  * TPM2B_PUBLIC: the release of every affirming appraisal is wrapped to it. */
 struct kc_ek {
-	uint8_t hash[VERIFIER_HASH_LEN];
+	uint64_t h;
+	uint8_t *pub;
+	size_t pub_len;
 	struct quote_ek *ek;
 };
 
@@ -48,6 +55,7 @@ struct verifier_keycache {
 	size_t used;
 	struct kc_ek *eks;
 	size_t eks_used;
+	uint64_t seed; /* random FNV offset: slot collisions cannot be planned from outside */
 };
 
 int verifier_keycache_new(struct verifier_keycache **ret)
@@ -59,6 +67,8 @@ int verifier_keycache_new(struct verifier_keycache **ret)
 		free(kc);
 		return -1;
 	}
+	if (RAND_bytes((unsigned char *)&kc->seed, sizeof kc->seed) != 1)
+		kc->seed = 0xcbf29ce484222325ull;
 	pthread_rwlock_init(&kc->lock, NULL);
 	*ret = kc;
 	return 0;
@@ -72,7 +82,9 @@ void verifier_keycache_free(struct verifier_keycache *kc)
 		EVP_PKEY_free(kc->slots[i].pkey);
 		EVP_PKEY_CTX_free(kc->slots[i].vctx);
 		bundle_key_free(kc->slots[i].bkey);
+		free(kc->slots[i].pub);
 		quote_ek_free(kc->eks[i].ek);
+		free(kc->eks[i].pub);
 	}
 	free(kc->slots);
 	free(kc->eks);
@@ -80,12 +92,17 @@ void verifier_keycache_free(struct verifier_keycache *kc)
 	free(kc);
 }
 
-static size_t slot_of(const uint8_t *h)
+static uint64_t fnv(const struct verifier_keycache *kc, const uint8_t *p, size_t n)
 {
-	size_t s;
-	memcpy(&s, h, sizeof s);
-	return s & (SLOTS - 1);
+	uint64_t h = kc->seed;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	return h;
 }
+
+static size_t slot_of(uint64_t h) { return (size_t)(h ^ h >> 32) & (SLOTS - 1); }
+
+#define SAME(e, hh, p, n) ((e).h == (hh) && (e).pub_len == (n) && memcmp((e).pub, (p), (n)) == 0)
 
 /* The entry for pub, created on first use if create. NULL if the key is unusable, not cached
  * (!create) or the cache is full (callers then take the slow path). Entries are never modified
@@ -94,7 +111,7 @@ static size_t slot_of(const uint8_t *h)
  * cannot fill the table. */
 static const struct kc_entry *lookup(struct verifier_keycache *kc, const uint8_t *pub, size_t len, int create)
 {
-	uint8_t h[VERIFIER_HASH_LEN];
+	uint64_t h;
 	size_t i;
 	const struct kc_entry *found = NULL;
 	struct kc_entry n;
@@ -104,11 +121,12 @@ static const struct kc_entry *lookup(struct verifier_keycache *kc, const uint8_t
 	struct quote_public_info info;
 	struct quote_diag d;
 
-	if (!kc || verifier_sha256(pub, len, h) != 0)
+	if (!kc || !pub || !len)
 		return NULL;
+	h = fnv(kc, pub, len);
 	pthread_rwlock_rdlock(&kc->lock);
 	for (i = slot_of(h); kc->slots[i].pkey; i = (i + 1) & (SLOTS - 1))
-		if (memcmp(kc->slots[i].hash, h, sizeof h) == 0) {
+		if (SAME(kc->slots[i], h, pub, len)) {
 			found = &kc->slots[i];
 			break;
 		}
@@ -118,9 +136,15 @@ static const struct kc_entry *lookup(struct verifier_keycache *kc, const uint8_t
 
 	/* Build outside the lock. */
 	memset(&n, 0, sizeof n);
-	memcpy(n.hash, h, sizeof h);
+	n.h = h;
 	if (quote_public_parse(pub, len, &info, &d) != QUOTE_OK || quote_public_to_der(pub, len, &der, &der_len) != QUOTE_OK)
 		return NULL;
+	if (!(n.pub = malloc(len))) {
+		free(der);
+		return NULL;
+	}
+	memcpy(n.pub, pub, len);
+	n.pub_len = len;
 	p = der;
 	n.pkey = d2i_PUBKEY(NULL, &p, (long)der_len);
 	if (info.type == QUOTE_ALG_ECC && bundle_key_load(der, der_len, &n.bkey) != BUNDLE_OK)
@@ -128,6 +152,7 @@ static const struct kc_entry *lookup(struct verifier_keycache *kc, const uint8_t
 	free(der);
 	if (!n.pkey) {
 		bundle_key_free(n.bkey);
+		free(n.pub);
 		return NULL;
 	}
 	if (EVP_PKEY_is_a(n.pkey, "EC") && (!(n.vctx = EVP_PKEY_CTX_new_from_pkey(NULL, n.pkey, NULL)) ||
@@ -139,7 +164,7 @@ static const struct kc_entry *lookup(struct verifier_keycache *kc, const uint8_t
 
 	pthread_rwlock_wrlock(&kc->lock);
 	for (i = slot_of(h); kc->slots[i].pkey; i = (i + 1) & (SLOTS - 1))
-		if (memcmp(kc->slots[i].hash, h, sizeof h) == 0) {
+		if (SAME(kc->slots[i], h, pub, len)) {
 			found = &kc->slots[i]; /* another thread won */
 			break;
 		}
@@ -150,11 +175,13 @@ static const struct kc_entry *lookup(struct verifier_keycache *kc, const uint8_t
 		n.pkey = NULL;
 		n.vctx = NULL;
 		n.bkey = NULL;
+		n.pub = NULL;
 	}
 	pthread_rwlock_unlock(&kc->lock);
 	EVP_PKEY_free(n.pkey);
 	EVP_PKEY_CTX_free(n.vctx);
 	bundle_key_free(n.bkey);
+	free(n.pub);
 	return found;
 }
 
@@ -290,16 +317,18 @@ const struct bundle_key *verifier_keycache_bundle_key(struct verifier_keycache *
  * EK bytes come from the enrolment record, checked when the host enrolled. */
 const struct quote_ek *verifier_keycache_ek(struct verifier_keycache *kc, const uint8_t *ek_pub, size_t len)
 {
-	uint8_t h[VERIFIER_HASH_LEN];
+	uint64_t h;
 	size_t i;
 	struct quote_ek *found = NULL, *n = NULL;
 	struct quote_diag d;
+	uint8_t *copy = NULL;
 
-	if (!kc || verifier_sha256(ek_pub, len, h) != 0)
+	if (!kc || !ek_pub || !len)
 		return NULL;
+	h = fnv(kc, ek_pub, len);
 	pthread_rwlock_rdlock(&kc->lock);
 	for (i = slot_of(h); kc->eks[i].ek; i = (i + 1) & (SLOTS - 1))
-		if (memcmp(kc->eks[i].hash, h, sizeof h) == 0) {
+		if (SAME(kc->eks[i], h, ek_pub, len)) {
 			found = kc->eks[i].ek;
 			break;
 		}
@@ -308,19 +337,28 @@ const struct quote_ek *verifier_keycache_ek(struct verifier_keycache *kc, const 
 		return found;
 	if (quote_ek_new(ek_pub, len, &n, &d) != QUOTE_OK) /* outside the lock */
 		return NULL;
+	if (!(copy = malloc(len))) {
+		quote_ek_free(n);
+		return NULL;
+	}
+	memcpy(copy, ek_pub, len);
 	pthread_rwlock_wrlock(&kc->lock);
 	for (i = slot_of(h); kc->eks[i].ek; i = (i + 1) & (SLOTS - 1))
-		if (memcmp(kc->eks[i].hash, h, sizeof h) == 0) {
+		if (SAME(kc->eks[i], h, ek_pub, len)) {
 			found = kc->eks[i].ek; /* another thread won */
 			break;
 		}
 	if (!found && kc->eks_used < SLOTS / 2) {
-		memcpy(kc->eks[i].hash, h, sizeof h);
+		kc->eks[i].h = h;
+		kc->eks[i].pub = copy;
+		kc->eks[i].pub_len = len;
 		kc->eks[i].ek = found = n;
 		kc->eks_used++;
 		n = NULL;
+		copy = NULL;
 	}
 	pthread_rwlock_unlock(&kc->lock);
 	quote_ek_free(n);
+	free(copy);
 	return found;
 }
