@@ -124,7 +124,7 @@ int boot_mount_api(char *why, size_t whylen)
 int boot_mount_root(const struct boot_cfg *cfg, char *why, size_t whylen)
 {
 	struct stat st;
-	struct timespec pause_ = {0, 50 * 1000 * 1000};
+	struct timespec pause_ = {0, 10 * 1000 * 1000}; /* the disk's modules may still be loading */
 	int waited = 0;
 
 	if (mkdir(cfg->sysroot, 0755) != 0 && errno != EEXIST) {
@@ -134,7 +134,7 @@ int boot_mount_root(const struct boot_cfg *cfg, char *why, size_t whylen)
 	if (boot_is_mountpoint(cfg->sysroot))
 		return 1; /* hook mode: the initramfs framework mounted it */
 	while (stat(cfg->root, &st) != 0 || !S_ISBLK(st.st_mode)) {
-		if (waited >= cfg->root_wait * 20) {
+		if (waited >= cfg->root_wait * 100) {
 			seterr(why, whylen, "root device %s did not appear within %d s", cfg->root, cfg->root_wait);
 			return -1;
 		}

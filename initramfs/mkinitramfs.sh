@@ -29,12 +29,14 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out= kroot= kver= sluice= conf= vkey= tkey= init=$here/init
 adds=() extra_mods=() comp=${MKINITRAMFS_COMP:-none}
-# The root disk's modules (loaded first) and the network's (virtio_rng seeds the CRNG the first
-# network step needs): /init loads the second list in the background while sluice starts.
-STORAGE_MODULES="virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci \
-crc16 mbcache jbd2 crc32c_generic ext4 virtio_blk"
+# The modules the disk and the network share (loaded first), the root disk's (ext4 before
+# virtio_blk: the file system is there when the disk appears) and the network's (virtio_rng seeds
+# the CRNG the first network step needs). With the gate, /init loads the last two lists in two
+# background jobs while sluice starts (docs/boot.md).
+CORE_MODULES="virtio virtio_ring"
+STORAGE_MODULES="virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci crc16 mbcache jbd2 crc32c_generic ext4 virtio_blk"
 NET_MODULES="failover net_failover virtio_net virtio_rng"
-MODULES="$STORAGE_MODULES $NET_MODULES"
+MODULES="$CORE_MODULES $STORAGE_MODULES $NET_MODULES"
 
 usage() { awk 'NR > 1 && !/^#/ {exit} NR > 1' "$0" | sed 's/^# \{0,1\}//'; }
 while getopts "o:k:K:s:c:V:T:i:a:m:z:h" opt; do
@@ -108,6 +110,7 @@ for f in modules.order modules.builtin modules.builtin.modinfo; do
 	[ -e "$kroot/lib/modules/$kver/$f" ] && cp "$kroot/lib/modules/$kver/$f" "lib/modules/$kver/"
 done
 depmod -b "$stage" "$kver"
+printf '%s\n' $CORE_MODULES >etc/modules-load.core
 printf '%s\n' $STORAGE_MODULES "${extra_mods[@]+"${extra_mods[@]}"}" >etc/modules-load
 printf '%s\n' $NET_MODULES >etc/modules-load.net
 
