@@ -22,9 +22,9 @@
  * is time the gate would otherwise wait. A child process does only the HTTP exchange and the
  * parsing, and hands the result back over a pipe. The measurement's failure wins: its error is
  * reported, the child is killed and its nonce dropped unused. A nonce older than
- * EARLY_NONCE_MAX_AGE when the measurement is done (a large or slow root) is dropped too and a
- * fresh one fetched, so the overlap makes the evidence at most that much later in the nonce's
- * lifetime. The wait for the child is bounded by its HTTP timeout plus a grace. */
+ * EARLY_NONCE_MAX_AGE (or a quarter of its lifetime, when that is shorter) when the measurement
+ * is done (a large or slow root) is dropped too and a fresh one fetched, so the overlap makes
+ * the evidence at most that much later in the nonce's lifetime. The wait for the child is bounded by its HTTP timeout plus a grace. */
 #include "agent/agent.h"
 #include "agent/verifier-client.h"
 #include "bundle/bundle.h"
@@ -273,6 +273,7 @@ struct challenge {
 	char pcrs[160]; /* the selection as the verifier wrote it (for the progress line) */
 	char why[1024];
 	double started, seconds;
+	double ttl; /* the nonce's lifetime by the verifier's "expires" and our clock; 0 unknown */
 };
 
 static void challenge_fetch(struct challenge *c)
@@ -302,6 +303,12 @@ static void challenge_fetch(struct challenge *c)
 	}
 	c->nonce_len = (size_t)n;
 	snprintf(c->pcrs, sizeof c->pcrs, "%s", pcrs);
+	if (json_is_integer(json_object_get(ans, "expires"))) {
+		/* only an estimate (our wall clock against the verifier's); it only ever makes an
+		 * early nonce count as old sooner */
+		double ttl = (double)(json_integer_value(json_object_get(ans, "expires")) - (json_int_t)time(NULL));
+		c->ttl = ttl > 0 && ttl <= 3600 ? ttl : 0;
+	}
 	c->rc = 0;
 out:
 	c->seconds = agent_now() - c->started;
@@ -417,7 +424,7 @@ static struct challenge_job *challenge_start(struct agent_attest_state *s)
  * consumes the job. */
 static int challenge_finish(struct agent_attest_state *s, struct challenge_job *j, char *why, size_t whylen)
 {
-	double limit = j->timeout + CHALLENGE_GRACE, until = agent_now() + limit;
+	double limit = j->timeout + CHALLENGE_GRACE, until = agent_now() + limit, max_age;
 	struct challenge c;
 	char *b = (char *)&c, note[96];
 	size_t off = 0;
@@ -456,7 +463,10 @@ static int challenge_finish(struct agent_attest_state *s, struct challenge_job *
 		snprintf(why, whylen, "challenge: the challenge process returned a malformed nonce");
 		return -1;
 	}
-	if (c.rc == 0 && agent_now() - c.started > EARLY_NONCE_MAX_AGE)
+	max_age = EARLY_NONCE_MAX_AGE;
+	if (c.ttl > 0 && c.ttl / 4 < max_age) /* a short nonce_ttl: at most a quarter of it */
+		max_age = c.ttl / 4;
+	if (c.rc == 0 && agent_now() - c.started > max_age)
 		/* the measurement took long: a fresh nonce, so the evidence is not later in the nonce's
 		 * lifetime than without the overlap */
 		return agent_attest_challenge(s, why, whylen);

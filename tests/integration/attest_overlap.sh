@@ -4,8 +4,8 @@
 # reported as that branch's failure (exit status 1, never a crash): a failed measurement wins
 # (even while the challenge hangs: the challenge process is stopped, not waited for), a failed challenge after a good measurement names
 # the challenge, a verifier that never answers is given up on within the budget, and a nonce
-# that got old while measuring (here: a verifier slow to answer the first challenge) is replaced
-# by a fresh one before the quote.
+# that got old while measuring (here: a verifier slow to answer the challenge) is replaced by a
+# fresh one before the quote: older than 5 s, or than a quarter of a short nonce_ttl.
 . "$(dirname "$0")/../lib.sh"
 FORGE=$BUILD/tests/helpers/verifier_forge
 T=$TMP
@@ -34,12 +34,13 @@ cat >"$T/policy.json" <<P
 P
 "$SLUICE_VERIFIER" --listen 127.0.0.1:$VP --state "$T/v" --policy "$T/policy.json" --ts "$TS" --ts-key "$T/ts.keys" \
 	--ek-ca "$T/ekca" --threads 2 >"$T/v.log" 2>&1 &
-track_pid $!
+VPID=$!
+track_pid $VPID
 wait_port $VP 10 || { fail setup "sluice-verifier: $(cat "$T/v.log")"; finish; }
 check enroll bash -c "'$SLUICE' enroll --verifier '$V' --host-id overlap-1 --tcti '$TA' >/dev/null"
 
 # a verifier that accepts connections and never answers; and one that answers the first
-# challenge 6 s late (then forwards everything at once to the real verifier)
+# challenge 6 s late and the third 2 s late (and forwards everything to the real verifier)
 python3 - "$HOLEP" "$SLOWP" "$VP" <<'PY' >"$T/py.log" 2>&1 &
 import socket, sys, threading, time
 hole, slow, real = (int(a) for a in sys.argv[1:4])
@@ -49,7 +50,8 @@ def blackhole():
     s.bind(("127.0.0.1", hole)); s.listen(16)
     while True:
         held.append(s.accept()[0])
-first = [True]
+delays = {1: 6, 3: 2}
+seen = [0]
 def pipe(a, b):
     try:
         while (d := a.recv(65536)):
@@ -66,9 +68,9 @@ def proxy(c):
         d = c.recv(65536)
         if not d: return
         head += d
-    if head.startswith(b"POST /v1/challenge") and first[0]:
-        first[0] = False
-        time.sleep(6)
+    if head.startswith(b"POST /v1/challenge"):
+        seen[0] += 1
+        time.sleep(delays.get(seen[0], 0))
     u = socket.create_connection(("127.0.0.1", real))
     u.sendall(head)
     threading.Thread(target=pipe, args=(c, u), daemon=True).start()
@@ -163,5 +165,21 @@ if attest "http://127.0.0.1:$SLOWP" overlap-1 "$T/root" 30; then
 	fi
 else
 	fail stale_early_nonce_refetched "$(cat "$T/err")"
+fi
+
+# 8. nonce_ttl 4 s: a nonce 2 s old after measuring is more than a quarter of its lifetime, so
+#    it is refetched too (without the lifetime it would have been kept: younger than 5 s)
+sed -i 's/^{"groups"/{"nonce_ttl": 4, "groups"/' "$T/policy.json"
+kill -HUP $VPID
+sleep 0.5
+if attest "http://127.0.0.1:$SLOWP" overlap-1 "$T/root" 30; then
+	if cmp -s "$T/cred/tool-token" "$T/token" && grep -q '^sluice: challenge ' "$T/err" &&
+		! grep -q 'fetched while measuring' "$T/err" && lt 2 "$secs"; then
+		ok short_ttl_early_nonce_refetched
+	else
+		fail short_ttl_early_nonce_refetched "after ${secs}s: $(cat "$T/err")"
+	fi
+else
+	fail short_ttl_early_nonce_refetched "$(cat "$T/err")"
 fi
 finish
