@@ -68,5 +68,6 @@ cat "$TMP"/gated*.console | tr -d '\r' | sed -n 's/^sluice: \([a-z_]*\) ok (\([0
 	awk '{s[$1] += $2; n[$1]++; if (!($1 in o)) { o[$1] = ++k; name[k] = $1 } }
 	     END { t = 0; for (i = 1; i <= k; i++) { m = s[name[i]] / n[name[i]]; t += m; printf "  %-10s %6.3f\n", name[i], m }
 	           printf "  %-10s %6.3f\n", "total", t }'
+echo "  (mount includes the wait for the disk's modules, loading meanwhile; the plain boot loads them too)"
 grep -ho 'gate open after [0-9.]*s' "$TMP"/gated*.console | sed 's/^/  /'
 echo "(figures are noisy: the 2 cores are shared with other work; compare the ratio, not absolutes)"
