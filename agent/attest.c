@@ -24,7 +24,8 @@
  * reported, the child is killed and its nonce dropped unused. A nonce older than
  * EARLY_NONCE_MAX_AGE (or a quarter of its lifetime, when that is shorter) when the measurement
  * is done (a large or slow root) is dropped too and a fresh one fetched, so the overlap makes
- * the evidence at most that much later in the nonce's lifetime. The wait for the child is bounded by its HTTP timeout plus a grace. */
+ * the evidence at most that much later in the nonce's lifetime. The wait for the child is
+ * bounded by its HTTP timeout plus a grace. */
 #include "agent/agent.h"
 #include "agent/verifier-client.h"
 #include "bundle/bundle.h"
@@ -36,11 +37,11 @@
 #include <limits.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
-#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -262,7 +263,7 @@ int agent_attest_extend(struct agent_attest_state *s, uint32_t type, const uint8
 	return save_slog(s, why, whylen);
 }
 
-/* One challenge exchange; touches nothing but *c (so a worker thread may run it). */
+/* One challenge exchange; touches nothing but *c (so the challenge process may run it). */
 struct challenge {
 	struct agent_http_opts http;
 	const char *url, *host_id;
