@@ -10,7 +10,7 @@
 #      find TREE -type f -print0 | xargs -0 -P2 -n 1000 sha256sum
 #    and printed as MB/s, files/s, CPU-s/GiB and the ratios sluice / peer; then, for scale, the
 #    floor of any read-based hasher (bench/hashfloor.c: open, 64 KiB reads, EVP SHA-256 on
-#    nproc threads over the same file list, nothing else) timed in the same loop, and the SHA-256
+#    nproc threads over the same file list, nothing else; and its mmap variant) timed in the same loop, and the SHA-256
 #    ceiling of the machine (openssl speed on one CPU, times the CPUs).
 # 2. /usr in place (read-only, one file system): files/s and peak RSS (GNU time -v).
 # Targets (2-core machine): >= 1.35x the openssl pipeline; >= 30,000 files/s and <= 64 MiB
@@ -70,9 +70,10 @@ run_sluice() { "$SLUICE" measure --no-default-excludes "$TREE"; }
 run_openssl() { find "$TREE" -type f ! -name .complete -print0 | xargs -0 -P2 -n 1000 openssl dgst -sha256; }
 run_sha256sum() { find "$TREE" -type f ! -name .complete -print0 | xargs -0 -P2 -n 1000 sha256sum; }
 run_floor() { find "$TREE" -type f ! -name .complete -print0 | "$FLOOR" "$(nproc)"; }
+run_floormap() { find "$TREE" -type f ! -name .complete -print0 | "$FLOOR" "$(nproc)" mmap; }
 # wall seconds and CPU seconds (user + sys, children included) of one run
 timed() { /usr/bin/time -f '%e %U %S' -o "$CACHE/run.time" bash -c "$1" >/dev/null 2>&1; awk '{ print $1, $2 + $3 }' "$CACHE/run.time"; }
-export -f run_sluice run_openssl run_sha256sum run_floor
+export -f run_sluice run_openssl run_sha256sum run_floor run_floormap
 export SLUICE TREE FLOOR
 best() { # NAME: keep the run with the least wall time in W[NAME], its CPU time in C[NAME]
 	local r; r=$(timed "run_$1")
@@ -87,8 +88,8 @@ fi
 cat "$TREE"/*/*/* >/dev/null # warm the page cache
 echo "synthetic tree: $nfiles files, $((nbytes / 1048576)) MiB, warm cache, best of $REPS; $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg)"
 run_sluice >/dev/null 2>&1; run_openssl >/dev/null 2>&1; run_sha256sum >/dev/null 2>&1
-run_floor >/dev/null || { echo "bench/measure.sh: hashfloor failed" >&2; exit 1; }
-for i in $(seq 1 "$REPS"); do best sluice; best openssl; best sha256sum; best floor; done
+run_floor >/dev/null && run_floormap >/dev/null || { echo "bench/measure.sh: hashfloor failed" >&2; exit 1; }
+for i in $(seq 1 "$REPS"); do best sluice; best openssl; best sha256sum; best floor; best floormap; done
 gib=$(echo "$nbytes / 1073741824" | bc -l)
 row() { printf '  %-32s %6.3f s %6.0f MB/s %7.0f files/s   CPU %5.2f s = %4.2f CPU-s/GiB\n' "$1" "${W[$2]}" \
 	"$(echo "$nbytes / ${W[$2]} / 1000000" | bc -l)" "$(echo "$nfiles / ${W[$2]}" | bc -l)" "${C[$2]}" \
@@ -102,9 +103,12 @@ printf '  ratio sluice / sha256sum pipeline: %.2fx wall, %.2fx CPU\n' \
 	"$(echo "${W[sha256sum]} / ${W[sluice]}" | bc -l)" "$(echo "${C[sha256sum]} / ${C[sluice]}" | bc -l)"
 # The floor: what opening, reading and hashing these files costs with nothing else around it.
 row "floor: open+read+EVP loop" floor
+row "floor, mmap from 256 KiB" floormap
 printf '  ratio floor / openssl pipeline:    %.2fx wall, %.2fx CPU (a minimal open+read+hash loop, for scale); sluice at %.0f%% of the floor'"'"'s speed\n' \
 	"$(echo "${W[openssl]} / ${W[floor]}" | bc -l)" "$(echo "${C[openssl]} / ${C[floor]}" | bc -l)" \
 	"$(echo "100 * ${W[floor]} / ${W[sluice]}" | bc -l)"
+printf '  ratio mmap floor / openssl:        %.2fx wall, %.2fx CPU (no copy out of the page cache for large files)\n' \
+	"$(echo "${W[openssl]} / ${W[floormap]}" | bc -l)" "$(echo "${C[openssl]} / ${C[floormap]}" | bc -l)"
 # The SHA-256 ceiling of this machine, measured now: OpenSSL hashing 64 KiB blocks from cache
 # on one CPU (openssl speed divides by the CPU time it got, so other load hardly moves it),
 # times the CPUs. Its CPU-s/GiB is what hashing alone costs; reading the files (the copy out of
