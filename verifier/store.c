@@ -257,14 +257,14 @@ static enum verifier_err read_host(sqlite3_stmt *st, struct verifier_host *h)
 
 #define HOST_COLS "host_id, ek_pub, ek_cert, ak_pub, ak_name, enrolled_at, last_status, last_at, last_reasons"
 
-static enum verifier_err host_query(struct verifier_store *s, const char *sql, const void *key, size_t keylen,
-				    int is_text, struct verifier_host *ret)
+/* One host row by key (text or blob) into ret; the caller holds s->mu. */
+static enum verifier_err host_query_locked(struct verifier_store *s, const char *sql, const void *key, size_t keylen,
+					   int is_text, struct verifier_host *ret)
 {
 	sqlite3_stmt *st = NULL;
 	enum verifier_err rc;
 	int r;
 
-	pthread_mutex_lock(&s->mu);
 	if (prep(s, sql, &st) != SQLITE_OK) {
 		rc = dberr(s, "prepare host query");
 		goto out;
@@ -282,6 +282,16 @@ static enum verifier_err host_query(struct verifier_store *s, const char *sql, c
 		rc = dberr(s, "host query");
 out:
 	done(s, st);
+	return rc;
+}
+
+static enum verifier_err host_query(struct verifier_store *s, const char *sql, const void *key, size_t keylen,
+				    int is_text, struct verifier_host *ret)
+{
+	enum verifier_err rc;
+
+	pthread_mutex_lock(&s->mu);
+	rc = host_query_locked(s, sql, key, keylen, is_text, ret);
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }
@@ -300,10 +310,8 @@ enum verifier_err verifier_store_host_by_ak(struct verifier_store *s, const uint
 enum verifier_err verifier_store_host_keys_by_ak(struct verifier_store *s, const uint8_t *ak_name, size_t len,
 						 struct verifier_host *ret)
 {
-	sqlite3_stmt *st = NULL;
 	enum verifier_err rc;
 	struct hslot *e;
-	int r;
 
 	memset(ret, 0, sizeof *ret);
 	pthread_mutex_lock(&s->mu);
@@ -319,20 +327,10 @@ enum verifier_err verifier_store_host_keys_by_ak(struct verifier_store *s, const
 			     : VERIFIER_OK;
 		goto out;
 	}
-	if (prep(s, "SELECT host_id, ek_pub, NULL, ak_pub, ak_name, enrolled_at, NULL, NULL, NULL FROM hosts "
-		    "WHERE ak_name = ? LIMIT 1",
-		 &st) != SQLITE_OK) {
-		rc = dberr(s, "prepare host query");
-		goto out;
-	}
-	sqlite3_bind_blob(st, 1, ak_name, (int)len, SQLITE_STATIC);
-	r = sqlite3_step(st);
-	if (r == SQLITE_ROW)
-		rc = read_host(st, ret);
-	else if (r == SQLITE_DONE)
-		rc = VERIFIER_ERR_NOTFOUND;
-	else
-		rc = dberr(s, "host query");
+	rc = host_query_locked(s,
+			       "SELECT host_id, ek_pub, NULL, ak_pub, ak_name, enrolled_at, NULL, NULL, NULL FROM hosts "
+			       "WHERE ak_name = ? LIMIT 1",
+			       ak_name, len, 0, ret);
 	/* Remember a found enrolment (misses are not: anyone can send an unknown AK). */
 	if (rc == VERIFIER_OK && e && s->n_hosts < HSLOTS / 2 && ret->ak_name_len == len &&
 	    memcmp(ret->ak_name, ak_name, len) == 0) {
@@ -351,7 +349,6 @@ enum verifier_err verifier_store_host_keys_by_ak(struct verifier_store *s, const
 		}
 	}
 out:
-	done(s, st);
 	pthread_mutex_unlock(&s->mu);
 	if (rc != VERIFIER_OK && rc != VERIFIER_ERR_NOTFOUND)
 		verifier_host_clear(ret);
