@@ -71,3 +71,21 @@ swtpm_up() {
 # swtpm_down DIR: stop the swtpm of DIR now (the state is kept; swtpm_up DIR restarts it,
 # which is a TPM reset: PCRs back to their reset values).
 swtpm_down() { "$TOP/swtpm/stop.sh" "$1"; }
+
+# attest_keys DIR: what an `sluice attest` test starts from, under DIR: a TPM (swtpm_up DIR/tpm;
+# SWTPM_TCTI), its EK CA chain in DIR/ekca, a root DIR/root with an /etc/motd, the TPM's statement
+# key (made by $FORGE, tests/helpers/verifier_forge, in DIR/out; trusted by the transparency
+# service as DIR/trust/host.pem) and a verifier key DIR/v/verifier-key.pem (public part trusted as
+# DIR/trust/verifier.pem). Returns non-zero, with the step on stderr, on failure.
+attest_keys() {
+	local d=$1
+	swtpm_up "$d/tpm" >/dev/null 2>&1 || { echo "swtpm" >&2; return 1; }
+	mkdir -p "$d/trust" "$d/out" "$d/v" "$d/ekca" "$d/root/etc"
+	cp "$d/tpm/ca/chain.pem" "$d/ekca/"
+	echo hello >"$d/root/etc/motd"
+	"$FORGE" keys "$SWTPM_TCTI" "$d/out" && cp "$d/out/statement-key.pem" "$d/trust/host.pem" ||
+		{ echo "statement key" >&2; return 1; }
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$d/v/verifier-key.pem" 2>/dev/null &&
+		openssl pkey -in "$d/v/verifier-key.pem" -pubout -out "$d/trust/verifier.pem" 2>/dev/null ||
+		{ echo "verifier key" >&2; return 1; }
+}

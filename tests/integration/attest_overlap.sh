@@ -12,14 +12,8 @@ T=$TMP
 for b in "$SLUICE" "$SLUICE_TS" "$SLUICE_VERIFIER" "$FORGE"; do
 	[ -x "$b" ] || { fail setup "missing $b"; finish; }
 done
-swtpm_up "$T/tpm" >/dev/null 2>&1 || { fail setup "swtpm"; finish; }
+attest_keys "$T" 2>"$T/setup.err" || { fail setup "$(cat "$T/setup.err")"; finish; }
 TA=$SWTPM_TCTI
-mkdir -p "$T/trust" "$T/out" "$T/v" "$T/ekca" "$T/root/etc"
-cp "$T/tpm/ca/chain.pem" "$T/ekca/"
-echo hello >"$T/root/etc/motd"
-"$FORGE" keys "$TA" "$T/out" && cp "$T/out/statement-key.pem" "$T/trust/host.pem" || { fail setup keys; finish; }
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/v/verifier-key.pem" 2>/dev/null
-openssl pkey -in "$T/v/verifier-key.pem" -pubout -out "$T/trust/verifier.pem" 2>/dev/null
 TSP=$(free_port) VP=$(free_port) HOLEP=$(free_port) SLOWP=$(free_port)
 TS=http://127.0.0.1:$TSP V=http://127.0.0.1:$VP
 "$SLUICE_TS" --listen 127.0.0.1:$TSP --state "$T/ts" --trust-dir "$T/trust" --log-level warn >"$T/ts.log" 2>&1 &
