@@ -16,6 +16,11 @@
 #       -w SECONDS                  timeout (default $BOOT_TIMEOUT)
 #       -e PATTERN                  stop the guest 8 s after the console matches PATTERN (grep -E),
 #                                   for guests that would wait forever (an emergency shell)
+#       -n COUNT                    with -e: stop only once COUNT console lines match (default 1)
+#       -R                          let the guest reboot (no -no-reboot; QEMU restarts it), for
+#                                   counting boots with -e/-n
+#       -x PATTERN -X FILE          once the console matches PATTERN, wait 1 s and type FILE into
+#                                   the guest's serial console (its input is then a fifo)
 #     returns QEMU's status, 124 on timeout, 0 when stopped by -e; BOOT_SECONDS holds the wall time.
 #     Guests get BOOT_SMP vCPUs (default 2: QEMU's multi-threaded TCG runs them in parallel, the
 #     gate's measurement hashes on both, and the kernel unpacks the initramfs on one while the
@@ -91,12 +96,19 @@ boot_initramfs() { # OUT args...
 boot_qemu() {
 	local name=$1; shift
 	local initrd= root= tpm= uefi= append= wait=$BOOT_TIMEOUT ports=() opt OPTIND=1 stop_on=
-	while getopts "i:r:t:p:ua:w:e:" opt; do
+	local stop_count=1 noreboot=-no-reboot send_on= send_file=
+	while getopts "i:r:t:p:ua:w:e:n:Rx:X:" opt; do
 		case $opt in
 		i) initrd=$OPTARG ;; r) root=$OPTARG ;; t) tpm=$OPTARG ;; p) ports+=("$OPTARG") ;;
-		u) uefi=1 ;; a) append=$OPTARG ;; w) wait=$OPTARG ;; e) stop_on=$OPTARG ;; *) return 2 ;;
+		u) uefi=1 ;; a) append=$OPTARG ;; w) wait=$OPTARG ;; e) stop_on=$OPTARG ;;
+		n) stop_count=$OPTARG ;; R) noreboot= ;; x) send_on=$OPTARG ;; X) send_file=$OPTARG ;;
+		*) return 2 ;;
 		esac
 	done
+	if { [ -n "$send_on" ] && [ ! -r "$send_file" ]; } || { [ -z "$send_on" ] && [ -n "$send_file" ]; }; then
+		echo "boot_qemu: -x PATTERN and -X FILE (readable) go together" >&2
+		return 2
+	fi
 	boot_kernel || return 1
 	local con=$TMP/$name.console sock net fw=() start rc swpid=
 	[ -n "$tpm" ] || tpm=$TMP/$name.tpm
@@ -119,19 +131,40 @@ boot_qemu() {
 		fw=(-drive if=pflash,format=raw,unit=0,file=/usr/share/OVMF/OVMF_CODE_4M.fd,readonly=on
 			-drive if=pflash,format=raw,unit=1,file="$TMP/$name.vars.fd")
 	fi
+	# the serial console: a file; with -X QEMU's stdio instead (QEMU 7.2's file chardev has no
+	# input), stdout appended to the console file and stdin a fifo that we hold open for writing
+	# (so that opening it for reading does not wait, and QEMU sees no end of input while it runs)
+	local serial=(-serial file:"$con") infd= fifo= qin=/dev/null qout=$TMP/$name.qemu.log
+	: >"$TMP/$name.qemu.log"
+	if [ -n "$send_on" ]; then
+		fifo=$TMP/$name.serial-in
+		rm -f "$fifo"
+		mkfifo "$fifo" || return 1
+		exec {infd}<>"$fifo"
+		serial=(-chardev stdio,id=ser0,signal=off -serial chardev:ser0)
+		qin=$fifo qout=$con
+	fi
 	start=$(date +%s.%N)
 	timeout --kill-after=5 "$wait" qemu-system-x86_64 -accel tcg -m 512 -smp "${BOOT_SMP:-2}" -machine q35 \
 		"${fw[@]+"${fw[@]}"}" -kernel "$VMLINUZ" -initrd "$initrd" \
-		-append "console=ttyS0 panic=-1 quiet $append" -display none -serial file:"$con" \
-		-monitor none -no-reboot \
+		-append "console=ttyS0 panic=-1 quiet $append" -display none "${serial[@]}" \
+		-monitor none $noreboot \
 		-chardev socket,id=chrtpm,path="$sock" -tpmdev emulator,id=tpm0,chardev=chrtpm -device tpm-tis,tpmdev=tpm0 \
 		-drive file="$root",format=raw,if=virtio,readonly=on "${net[@]}" -device virtio-rng-pci \
-		</dev/null >"$TMP/$name.qemu.log" 2>&1 &
-	local qpid=$! seen=
+		<"$qin" >>"$qout" 2>>"$TMP/$name.qemu.log" &
+	local qpid=$! seen= sent= matched
 	track_pid $qpid
-	if [ -n "$stop_on" ]; then
+	if [ -n "$stop_on$send_on" ]; then
 		while kill -0 $qpid 2>/dev/null; do
-			if [ -z "$seen" ] && grep -Eaq "$stop_on" "$con" 2>/dev/null; then seen=$(date +%s); fi
+			if [ -n "$send_on" ] && [ -z "$sent" ] && grep -Eaq "$send_on" "$con" 2>/dev/null; then
+				sleep 1
+				cat "$send_file" >&"$infd"
+				sent=1
+			fi
+			if [ -n "$stop_on" ] && [ -z "$seen" ]; then
+				matched=$(grep -Eac "$stop_on" "$con" 2>/dev/null)
+				[ "${matched:-0}" -ge "$stop_count" ] && seen=$(date +%s)
+			fi
 			if [ -n "$seen" ] && [ $(($(date +%s) - seen)) -ge 8 ]; then
 				pkill -TERM -P $qpid 2>/dev/null; kill $qpid 2>/dev/null
 				break
@@ -142,6 +175,10 @@ boot_qemu() {
 	wait $qpid
 	rc=$?
 	[ -n "$seen" ] && rc=0
+	if [ -n "$infd" ]; then
+		exec {infd}>&-
+		rm -f "$fifo"
+	fi
 	BOOT_SECONDS=$(echo "$(date +%s.%N) - $start" | bc)
 	[ -n "$swpid" ] && kill "$swpid" 2>/dev/null
 	rm -f "$sock"
