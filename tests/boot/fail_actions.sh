@@ -11,6 +11,9 @@
 #                             the serial console, driven through it: it runs inside the
 #                             initramfs (PID 1 is sluice), finds no released credential and no
 #                             verdict, and powers the machine off
+#   fail_shell_after_release  the same shell after the gate opened on the good root and
+#                             switch_root failed (no such init): the released credential and
+#                             the verdict were wiped before the shell started
 #   fail_shell_not_allowed    sluice.fail=shell on the kernel command line without allow_shell:
 #                             no shell; the console says why and the machine halts
 . "$(dirname "$0")/../lib.sh"
@@ -36,6 +39,7 @@ boot_testroot "$TMP/root" "$TMP/rinit"
 DIGEST=$("$SLUICE" measure "$TMP/root" | grep -o 'sha256:[0-9a-f]*' | head -1)
 [ -n "$DIGEST" ] || { fail setup "cannot measure the reference root"; finish; }
 boot_world_policy "$W" "$DIGEST"
+boot_mkroot "$TMP/root" "$TMP/root.img" || { fail setup "mke2fs failed"; finish; }
 echo "tampered" >>"$TMP/root/etc/motd"
 boot_mkroot "$TMP/root" "$TMP/root2.img" || { fail setup "mke2fs failed"; finish; }
 
@@ -45,6 +49,9 @@ boot_initramfs "$TMP/initrd.img" -s "$SLUICE" -c "$TMP/sluice.conf" -V "$W_VKEY"
 boot_guest_conf "$W" "$TMP/sluice-shell.conf" "budget = 20" "allow_shell = yes"
 boot_initramfs "$TMP/initrd-shell.img" -s "$SLUICE" -c "$TMP/sluice-shell.conf" -V "$W_VKEY" -T "$W_TSKEY" ||
 	{ fail setup "mkinitramfs (allow_shell) failed"; finish; }
+boot_guest_conf "$W" "$TMP/sluice-noinit.conf" "budget = 20" "allow_shell = yes" "init = /sbin/no-such-init"
+boot_initramfs "$TMP/initrd-noinit.img" -s "$SLUICE" -c "$TMP/sluice-noinit.conf" -V "$W_VKEY" -T "$W_TSKEY" ||
+	{ fail setup "mkinitramfs (allow_shell, no init) failed"; finish; }
 FWD=(-p "$W_VP" -p "$W_TSP")
 con() { tr -d '\r' <"$TMP/$1.console"; }
 GATE_LINE='^sluice: gate: verifier '
@@ -109,7 +116,25 @@ if refused_once fail_shell fail_shell shell; then
 	fi
 fi
 
-# 3. fail=shell on the kernel command line, the file does not allow it: no shell, halt
+# 3. the shell after a release: the good root opens the gate, switch_root fails (no such init);
+# the released credential and the verdict are wiped before the shell starts
+boot_qemu fail_shell_rel -i "$TMP/initrd-noinit.img" -t "$W_TPMSTATE" "${FWD[@]}" -r "$TMP/root.img" -w 120 \
+	-a "sluice.fail=shell" -x '^sluice: starting a shell' -X "$TMP/shell.in"
+c=fail_shell_after_release
+if ! con fail_shell_rel | grep -q '^sluice: release ok' ||
+	! con fail_shell_rel | grep -q '^sluice: FAILED switch_root: /sbin/no-such-init'; then
+	fail $c "no release followed by a failed switch_root"; boot_console fail_shell_rel
+elif ! con fail_shell_rel | grep -Eq '^sluice: wiped [1-9][0-9]* released credential'; then
+	fail $c "no wipe line"; boot_console fail_shell_rel
+elif ! con fail_shell_rel | grep -q '^SHELL-ALIVE-42$'; then
+	fail $c "no shell ran the typed commands"; boot_console fail_shell_rel
+elif ! con fail_shell_rel | grep -q '^CREDDIR=there CREDS=0 VERDICT=0$'; then
+	fail $c "the shell found a released credential or the verdict"; boot_console fail_shell_rel
+else
+	ok $c
+fi
+
+# 4. fail=shell on the kernel command line, the file does not allow it: no shell, halt
 boot_qemu fail_shell_na -i "$TMP/initrd.img" -t "$W_TPMSTATE" "${FWD[@]}" -r "$TMP/root2.img" -w 90 \
 	-a "sluice.fail=shell"
 rc=$?
