@@ -13,7 +13,8 @@
 #   8 switch_root_fails   the gate opens but the configured init is missing: switch_root fails,
 #                         and the released credential and the verdict are wiped before the
 #                         failure action (nothing released is left behind)
-# (case 6, OVMF + PCR 9, is tests/boot/uefi.sh). Each failure prints the guest console.
+# (case 6, OVMF + PCR 9, is tests/boot/uefi.sh; the reboot and shell failure actions are
+# tests/boot/fail_actions.sh). Each failure prints the guest console.
 . "$(dirname "$0")/../lib.sh"
 . "$TOP/tests/boot/lib-boot.sh"
 
