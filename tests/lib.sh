@@ -89,3 +89,29 @@ attest_keys() {
 		openssl pkey -in "$d/v/verifier-key.pem" -pubout -out "$d/trust/verifier.pem" 2>/dev/null ||
 		{ echo "verifier key" >&2; return 1; }
 }
+
+# attest_services DIR [sluice-ts option...]: after attest_keys DIR, the services an `sluice attest`
+# test talks to, on free loopback ports: sluice-ts (state DIR/ts, trusting DIR/trust, with the
+# given options; its keys fetched to DIR/ts.keys) and sluice-verifier (state DIR/v, 2 threads)
+# under DIR/policy.json: any host, PCRs 0-7 and 15, the root DIR/root as measured by $FORGE, and
+# the release "tool-token" = DIR/token (a fresh secret). Sets TS, V (URLs), TSP, VP (ports) and
+# VPID. Returns non-zero, with the reason on stderr, on failure.
+attest_services() {
+	local d=$1; shift
+	TSP=$(free_port) VP=$(free_port)
+	TS=http://127.0.0.1:$TSP V=http://127.0.0.1:$VP
+	"$SLUICE_TS" --listen 127.0.0.1:$TSP --state "$d/ts" --trust-dir "$d/trust" "$@" >"$d/ts.log" 2>&1 &
+	track_pid $!
+	wait_port $TSP 10 || { echo "sluice-ts: $(cat "$d/ts.log")" >&2; return 1; }
+	curl -sf "$TS/.well-known/scitt-keys" -o "$d/ts.keys" || { echo "ts keys" >&2; return 1; }
+	echo "secret-$$-$RANDOM" >"$d/token"
+	cat >"$d/policy.json" <<P
+{"groups": [{"name": "g", "hosts": ["*"], "pcrs": {"sha256": [0, 1, 2, 3, 4, 5, 6, 7, 15]},
+  "rootfs": ["$("$FORGE" measure "$d/root")"], "release": {"tool-token": "$d/token"}}]}
+P
+	"$SLUICE_VERIFIER" --listen 127.0.0.1:$VP --state "$d/v" --policy "$d/policy.json" --ts "$TS" \
+		--ts-key "$d/ts.keys" --ek-ca "$d/ekca" --threads 2 >"$d/v.log" 2>&1 &
+	VPID=$!
+	track_pid $VPID
+	wait_port $VP 10 || { echo "sluice-verifier: $(cat "$d/v.log")" >&2; return 1; }
+}

@@ -14,23 +14,8 @@ for b in "$SLUICE" "$SLUICE_TS" "$SLUICE_VERIFIER" "$FORGE"; do
 done
 attest_keys "$T" 2>"$T/setup.err" || { fail setup "$(cat "$T/setup.err")"; finish; }
 TA=$SWTPM_TCTI
-TSP=$(free_port) VP=$(free_port) HOLEP=$(free_port) SLOWP=$(free_port)
-TS=http://127.0.0.1:$TSP V=http://127.0.0.1:$VP
-"$SLUICE_TS" --listen 127.0.0.1:$TSP --state "$T/ts" --trust-dir "$T/trust" --log-level warn >"$T/ts.log" 2>&1 &
-track_pid $!
-wait_port $TSP 10 || { fail setup "sluice-ts: $(cat "$T/ts.log")"; finish; }
-curl -sf "$TS/.well-known/scitt-keys" -o "$T/ts.keys" || { fail setup "ts keys"; finish; }
-DIGEST=$("$FORGE" measure "$T/root")
-echo "secret-$$" >"$T/token"
-cat >"$T/policy.json" <<P
-{"groups": [{"name": "g", "hosts": ["*"], "pcrs": {"sha256": [0, 1, 2, 3, 4, 5, 6, 7, 15]},
-  "rootfs": ["$DIGEST"], "release": {"tool-token": "$T/token"}}]}
-P
-"$SLUICE_VERIFIER" --listen 127.0.0.1:$VP --state "$T/v" --policy "$T/policy.json" --ts "$TS" --ts-key "$T/ts.keys" \
-	--ek-ca "$T/ekca" --threads 2 >"$T/v.log" 2>&1 &
-VPID=$!
-track_pid $VPID
-wait_port $VP 10 || { fail setup "sluice-verifier: $(cat "$T/v.log")"; finish; }
+attest_services "$T" --log-level warn 2>"$T/setup.err" || { fail setup "$(cat "$T/setup.err")"; finish; }
+HOLEP=$(free_port) SLOWP=$(free_port)
 check enroll bash -c "'$SLUICE' enroll --verifier '$V' --host-id overlap-1 --tcti '$TA' >/dev/null"
 
 # a verifier that accepts connections and never answers; and one that answers the first
