@@ -200,33 +200,44 @@ static int origin(CURLU *u, char **scheme, char **host, char **port)
 		       : -1;
 }
 
-/* Resolve a Location against the URL of the request that returned it. The result must stay on
- * the same origin (scheme, host, port): a service cannot send the client elsewhere. */
-static int resolve(const char *ref, const char *loc, char *out, size_t cap)
+/* Resolve loc against base (a parsed URL whose origin is scheme, host, port) into out. The
+ * result must stay on that origin: a service cannot send the client elsewhere. 0 or -1. */
+static int resolve_on(CURLU *base, const char *scheme, const char *host, const char *port, const char *loc,
+		      char *out, size_t cap)
 {
-	CURLU *u = curl_url(), *b = curl_url();
-	char *s = NULL, *s1 = NULL, *h1 = NULL, *p1 = NULL, *s2 = NULL, *h2 = NULL, *p2 = NULL;
+	CURLU *u = curl_url_dup(base);
+	char *s = NULL, *s2 = NULL, *h2 = NULL, *p2 = NULL;
 	int rc = -1;
-	if (!u || !b)
-		goto out;
-	if (curl_url_set(b, CURLUPART_URL, ref, 0) != CURLUE_OK || curl_url_set(u, CURLUPART_URL, ref, 0) != CURLUE_OK ||
-	    curl_url_set(u, CURLUPART_URL, loc, 0) != CURLUE_OK || curl_url_get(u, CURLUPART_URL, &s, 0) != CURLUE_OK ||
+	if (!u)
+		return -1;
+	if (curl_url_set(u, CURLUPART_URL, loc, 0) != CURLUE_OK || curl_url_get(u, CURLUPART_URL, &s, 0) != CURLUE_OK ||
 	    strlen(s) >= cap)
 		goto out;
-	if (origin(b, &s1, &h1, &p1) != 0 || origin(u, &s2, &h2, &p2) != 0 || strcasecmp(s1, s2) != 0 ||
-	    strcasecmp(h1, h2) != 0 || strcmp(p1, p2) != 0)
+	if (origin(u, &s2, &h2, &p2) != 0 || strcasecmp(scheme, s2) != 0 || strcasecmp(host, h2) != 0 ||
+	    strcmp(port, p2) != 0)
 		goto out;
 	strcpy(out, s);
 	rc = 0;
 out:
 	curl_free(s);
-	curl_free(s1);
-	curl_free(h1);
-	curl_free(p1);
 	curl_free(s2);
 	curl_free(h2);
 	curl_free(p2);
 	curl_url_cleanup(u);
+	return rc;
+}
+
+/* Resolve a Location against the URL of the request that returned it (same origin only). */
+static int resolve(const char *ref, const char *loc, char *out, size_t cap)
+{
+	CURLU *b = curl_url();
+	char *s1 = NULL, *h1 = NULL, *p1 = NULL;
+	int rc = -1;
+	if (b && curl_url_set(b, CURLUPART_URL, ref, 0) == CURLUE_OK && origin(b, &s1, &h1, &p1) == 0)
+		rc = resolve_on(b, s1, h1, p1, loc, out, cap);
+	curl_free(s1);
+	curl_free(h1);
+	curl_free(p1);
 	curl_url_cleanup(b);
 	return rc;
 }
@@ -253,10 +264,6 @@ static int plain_path(const char *loc)
  * the service's usual "/entries/ID", its origin as libcurl wrote it once, followed by the path). */
 static int resolve_c(struct scrapi_client *c, const char *ref, const char *loc, char *out, size_t cap)
 {
-	CURLU *u;
-	char *s = NULL, *s2 = NULL, *h2 = NULL, *p2 = NULL;
-	int rc = -1;
-
 	if (!c->post_u || strcmp(ref, c->post_url) != 0)
 		return resolve(ref, loc, out, cap);
 	if (c->origin_url[0] && plain_path(loc)) {
@@ -267,23 +274,7 @@ static int resolve_c(struct scrapi_client *c, const char *ref, const char *loc, 
 		memcpy(out + on, loc, ln + 1);
 		return 0;
 	}
-	if (!(u = curl_url_dup(c->post_u)))
-		return -1;
-	if (curl_url_set(u, CURLUPART_URL, loc, 0) != CURLUE_OK || curl_url_get(u, CURLUPART_URL, &s, 0) != CURLUE_OK ||
-	    strlen(s) >= cap)
-		goto out;
-	if (origin(u, &s2, &h2, &p2) != 0 || strcasecmp(c->post_scheme, s2) != 0 || strcasecmp(c->post_host, h2) != 0 ||
-	    strcmp(c->post_port, p2) != 0)
-		goto out;
-	strcpy(out, s);
-	rc = 0;
-out:
-	curl_free(s);
-	curl_free(s2);
-	curl_free(h2);
-	curl_free(p2);
-	curl_url_cleanup(u);
-	return rc;
+	return resolve_on(c->post_u, c->post_scheme, c->post_host, c->post_port, loc, out, cap);
 }
 
 static void set_entry(struct scrapi_result *res, const char *url)
